@@ -1,0 +1,261 @@
+package app
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the persistence the use cases need. Implementations translate "not found" into
+// ENOTFOUND and unique-key violations into ECONFLICT; every method is one transaction unless it
+// runs inside Tx.
+type Store interface {
+	// Tx runs fn in one database transaction; fn must use only the Store it is given. If fn
+	// returns an error, everything it wrote is rolled back.
+	Tx(ctx context.Context, fn func(tx Store) error) error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+
+	// CreateBinding inserts b (ID, CreatedAt and UpdatedAt are filled in) and appends ev, linked
+	// to it. A live binding of the same number, userid or mobile gives ECONFLICT.
+	CreateBinding(ctx context.Context, b *Binding, ev Event) error
+	// UpdateBinding applies upd to binding id and appends ev; it returns the updated binding.
+	// ENOTFOUND if no such id; ECONFLICT if IfStatus does not hold or a live key would collide.
+	UpdateBinding(ctx context.Context, id int64, upd BindingUpdate, ev Event) (*Binding, error)
+	// FindBindingByID returns one binding or ENOTFOUND.
+	FindBindingByID(ctx context.Context, id int64) (*Binding, error)
+	// FindLiveBinding returns the live (pending/active) binding whose number, userid or mobile
+	// (field is "number", "userid" or "mobile") equals value, or ENOTFOUND.
+	FindLiveBinding(ctx context.Context, field, value string) (*Binding, error)
+	// FindLatestBinding returns the live binding for key (a number, userid or mobile, tried in that
+	// order) or else the most recently updated historical one; ENOTFOUND if none.
+	FindLatestBinding(ctx context.Context, key string) (*Binding, error)
+	// FindBindings lists bindings, oldest first.
+	FindBindings(ctx context.Context, f BindingFilter) ([]*Binding, error)
+	// FindEvents returns the audit trail of a binding, oldest first.
+	FindEvents(ctx context.Context, bindingID int64) ([]*Event, error)
+	// AppendEvent adds an audit event not tied to a binding change.
+	AppendEvent(ctx context.Context, ev Event) error
+
+	// MarkInboundSeen records a callback delivery key; it reports false when the key was already
+	// recorded (a retried delivery). Call it inside Tx with the effects it guards.
+	MarkInboundSeen(ctx context.Context, key string, at time.Time) (bool, error)
+	// PurgeInbound deletes de-duplication records older than before.
+	PurgeInbound(ctx context.Context, before time.Time) (int64, error)
+
+	// EnqueueMessage adds an outgoing app message to the durable outbox. A message whose DedupKey
+	// is already queued is not added again (no error).
+	EnqueueMessage(ctx context.Context, m OutboxMessage) error
+	// ClaimMessages returns up to limit unsent messages due at now and leases them until
+	// leaseUntil so that concurrent workers do not send them twice.
+	ClaimMessages(ctx context.Context, now, leaseUntil time.Time, limit int) ([]*OutboxMessage, error)
+	// MarkMessageSent records a successful delivery.
+	MarkMessageSent(ctx context.Context, id int64, at time.Time) error
+	// MarkMessageFailed records a failed attempt; the message is retried at next (or given up on
+	// when next is zero).
+	MarkMessageFailed(ctx context.Context, id int64, errText string, next time.Time) error
+
+	// CreateSMSCode stores a newly sent code (hash only).
+	CreateSMSCode(ctx context.Context, c *SMSCode) error
+	// LatestSMSCode returns the newest code for mobile and purpose (any purpose when purpose is
+	// ""), or ENOTFOUND.
+	LatestSMSCode(ctx context.Context, mobile, purpose string) (*SMSCode, error)
+	// CountSMSCodes counts codes sent to mobile (any purpose) since the given time.
+	CountSMSCodes(ctx context.Context, mobile string, since time.Time) (int, error)
+	// CountSMSCodesByIP counts codes requested from ip since the given time.
+	CountSMSCodesByIP(ctx context.Context, ip string, since time.Time) (int, error)
+	// AddSMSAttempt atomically counts one wrong attempt and returns the new count.
+	AddSMSAttempt(ctx context.Context, id int64) (int, error)
+	// UseSMSCode marks a code used; ECONFLICT if it already was (single use under races).
+	UseSMSCode(ctx context.Context, id int64, at time.Time) error
+
+	// CreateIntent records that a WeCom write for a number is about to happen. At most one open
+	// intent exists per number: a second one gives ECONFLICT.
+	CreateIntent(ctx context.Context, in *Intent) error
+	// CloseIntent marks an intent done with a short result ("bound", "failed", "repaired", ...).
+	CloseIntent(ctx context.Context, id int64, result string, at time.Time) error
+	// FindOpenIntents lists open intents created before the given time, oldest first.
+	FindOpenIntents(ctx context.Context, before time.Time) ([]*Intent, error)
+	// FindOpenIntent returns the open intent for a number, or ENOTFOUND.
+	FindOpenIntent(ctx context.Context, number string) (*Intent, error)
+}
+
+// SMSCode is a verification code sent by SMS; only a hash of the code is stored.
+type SMSCode struct {
+	ID        int64
+	Mobile    string
+	Purpose   string // verify | unbind | migrate
+	Hash      string // keyed hash of the code, never the code itself
+	IP        string // requester, for the per-IP limit
+	Attempts  int    // wrong attempts so far
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+	CreatedAt time.Time
+}
+
+// Intent is written before a WeCom member write so that a crash between the WeCom call and the
+// binding insert can be repaired: an open intent older than a few seconds is resolved by reading
+// WeCom, never by blindly writing again.
+type Intent struct {
+	ID          int64
+	Op          string // create | update | migrate
+	Number      string
+	UserID      string
+	Mobile      string
+	Name        string
+	Type        string
+	Department  int64
+	MigrateFrom int64 // binding id released by a migration, if any
+	Result      string
+	CreatedAt   time.Time
+	DoneAt      *time.Time
+}
+
+// OutboxMessage is an app message (message/send) waiting in the durable outbox.
+type OutboxMessage struct {
+	ID        int64
+	DedupKey  string // unique: e.g. "welcome:<binding id>"
+	ToUser    string
+	Content   string
+	Attempts  int
+	NextAt    time.Time
+	SentAt    *time.Time
+	LastError string
+	CreatedAt time.Time
+}
+
+// Member is a WeCom member as our use cases see it.
+type Member struct {
+	UserID     string
+	Name       string
+	Mobile     string
+	Department []int64
+	Status     int // 1 active, 2 disabled, 4 not yet joined, 5 quit (user/get)
+}
+
+// MemberUpdate is a partial user/update; nil/empty fields are not sent.
+type MemberUpdate struct {
+	UserID     string
+	Name       string
+	Mobile     string
+	Department []int64
+	NewUserID  string
+}
+
+// MenuButton is one button of the app menu (menu/create).
+type MenuButton struct {
+	Type      string       `json:"type,omitempty" yaml:"type"`
+	Name      string       `json:"name" yaml:"name"`
+	Key       string       `json:"key,omitempty" yaml:"key"`
+	URL       string       `json:"url,omitempty" yaml:"url"`
+	SubButton []MenuButton `json:"sub_button,omitempty" yaml:"sub_button"`
+}
+
+// WeCom is the part of the WeCom API the use cases call. Errors answered by WeCom are
+// *WeComError with the errcode; a call whose outcome is unknown (timeout, connection reset) is a
+// *WeComError with Unknown set.
+type WeCom interface {
+	// CreateUser creates a member with to_invite true (user/create, contacts secret).
+	CreateUser(ctx context.Context, m Member) error
+	// UpdateUser updates a member (user/update, contacts secret).
+	UpdateUser(ctx context.Context, u MemberUpdate) error
+	// GetUser reads a member (user/get); 60111 when it does not exist.
+	GetUser(ctx context.Context, userID string) (*Member, error)
+	// DeleteUser deletes a member (user/delete); 60111 when it does not exist.
+	DeleteUser(ctx context.Context, userID string) error
+	// UserIDByMobile looks a mobile up (user/getuserid); 46004 when nobody has it. Call it only
+	// after a 60104, never speculatively.
+	UserIDByMobile(ctx context.Context, mobile string) (string, error)
+	// Invite (re)sends the invitation (batch/invite).
+	Invite(ctx context.Context, userIDs ...string) error
+	// JoinQRCode returns the URL of the corp's join QR code (corp/get_join_qrcode).
+	JoinQRCode(ctx context.Context) (string, error)
+	// ListUserIDs lists every member's userid (user/list_id), for reconcile.
+	ListUserIDs(ctx context.Context) ([]string, error)
+
+	// SendText sends an app text message (message/send, app secret).
+	SendText(ctx context.Context, toUser, content string) error
+	// UserFromCode redeems an OAuth code (auth/getuserinfo, app secret): a member gives userID, a
+	// non-member gives openID.
+	UserFromCode(ctx context.Context, code string) (userID, openID string, err error)
+	// TfaInfo redeems a join-verification code (auth/get_tfa_info).
+	TfaInfo(ctx context.Context, code string) (userID, tfaCode string, err error)
+	// TfaSucc passes a member's join verification (user/tfa_succ).
+	TfaSucc(ctx context.Context, userID, tfaCode string) error
+	// AuthSucc passes a member's legacy join verification (user/authsucc).
+	AuthSucc(ctx context.Context, userID string) error
+
+	// CreateMenu, GetMenu and DeleteMenu manage the app menu (menu/*, app secret, agentid).
+	CreateMenu(ctx context.Context, buttons []MenuButton) error
+	GetMenu(ctx context.Context) ([]MenuButton, error)
+	DeleteMenu(ctx context.Context) error
+}
+
+// WeComError is a failed WeCom call. Code is WeCom's errcode; Unknown marks a call whose outcome
+// is not known (timeout or transport failure after the request may have been sent).
+type WeComError struct {
+	Op      string // API path, e.g. "user/create"
+	Code    int
+	Msg     string
+	Unknown bool
+}
+
+func (e *WeComError) Error() string {
+	if e.Unknown {
+		return "wecom: " + e.Op + ": outcome unknown: " + e.Msg
+	}
+	return "wecom: " + e.Op + ": errcode " + itoa(e.Code) + ": " + e.Msg
+}
+
+// WeCom errcodes the use cases branch on (WECOM.md).
+const (
+	WeComBusy           = -1
+	WeComInvalidCode    = 40029
+	WeComFreqLimit      = 45009
+	WeComUserNotFound46 = 46004 // user/getuserid: no member has that mobile
+	WeComUserIDExists   = 60102
+	WeComMobileInvalid  = 60103
+	WeComMobileExists   = 60104
+	WeComUserNotFound   = 60111
+)
+
+// WeComCode returns the WeCom errcode in err's chain, or 0.
+func WeComCode(err error) int {
+	var we *WeComError
+	if asWeCom(err, &we) {
+		return we.Code
+	}
+	return 0
+}
+
+// WeComTemporary reports whether err is a WeCom failure worth retrying later: busy (-1),
+// frequency limit (45009), or an unknown outcome.
+func WeComTemporary(err error) bool {
+	var we *WeComError
+	if !asWeCom(err, &we) {
+		return false
+	}
+	return we.Unknown || we.Code == WeComBusy || we.Code == WeComFreqLimit || we.Code == 45033
+}
+
+// SMS sends verification codes. purpose is "verify", "unbind" or "migrate".
+type SMS interface {
+	Send(ctx context.Context, mobile, code, purpose, message string) error
+}
+
+// CASIdentity is what the school's CAS server says about a person after a valid ticket.
+type CASIdentity struct {
+	Number string // the CAS user (学号/工号)
+	Name   string
+	Type   string // identity type attribute, e.g. student, staff
+}
+
+// CAS validates service tickets against the school's CAS server.
+type CAS interface {
+	// LoginURL is the CAS login URL for service, with renew=true.
+	LoginURL(service string) string
+	// LogoutURL is the CAS logout URL that returns to service.
+	LogoutURL(service string) string
+	// Validate validates ticket for service. An invalid or replayed ticket is EUNAUTHORIZED; an
+	// unreachable server is EUNAVAILABLE.
+	Validate(ctx context.Context, ticket, service string) (*CASIdentity, error)
+}

@@ -1,0 +1,77 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Service holds the use cases of wecampus. Set every dependency field in main.go; zero-value
+// optional fields get sensible defaults through the accessors below.
+type Service struct {
+	Store Store
+	WeCom WeCom
+	SMS   SMS
+	CAS   CAS
+
+	// Identity decides who may bind and as which WeCom userid (identity.*).
+	Identity *IdentityPolicy
+	// SMSPolicy holds the SMS code limits (sms.*).
+	SMSPolicy SMSPolicy
+	// VerifyMode is wecom.verify_mode: "tfa" (default) or "authsucc".
+	VerifyMode string
+	// JoinQRCodeURL, when set, is shown on the follow page instead of asking WeCom for the
+	// corp's join QR code (wecom.join_qrcode_url).
+	JoinQRCodeURL string
+
+	// BaseURL is the public origin (server.base_url) every link in replies derives from.
+	BaseURL string
+	// HelpKey is the menu click key answered with the help text (default "HELP").
+	HelpKey string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives operational logs; nil means slog.Default().
+	Log *slog.Logger
+
+	wakeOnce sync.Once
+	wake     chan struct{} // nudges RunOutbox after a callback queued a message
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+func (s *Service) helpKey() string {
+	if s.HelpKey != "" {
+		return s.HelpKey
+	}
+	return "HELP"
+}
+
+// FindBinding looks a binding up by number, userid or mobile: the live one first, else the most
+// recent historical one. ENOTFOUND if there is none.
+func (s *Service) FindBinding(ctx context.Context, key string) (*Binding, error) {
+	if key == "" {
+		return nil, Errorf(EINVALID, "请提供学号/工号、userid 或手机号")
+	}
+	return s.Store.FindLatestBinding(ctx, key)
+}
+
+// ListBindings lists bindings, optionally filtered by status.
+func (s *Service) ListBindings(ctx context.Context, f BindingFilter) ([]*Binding, error) {
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, Errorf(EINVALID, "未知状态 %q(可选 pending、active、unbound、migrated)", f.Status)
+	}
+	return s.Store.FindBindings(ctx, f)
+}

@@ -1,0 +1,158 @@
+package app
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"time"
+)
+
+// SMS code purposes (CONTRACT §4).
+const (
+	PurposeVerify  = "verify"
+	PurposeUnbind  = "unbind"
+	PurposeMigrate = "migrate"
+)
+
+// SMSPolicy holds the limits of CONTRACT §4; zero fields get the contract's defaults.
+type SMSPolicy struct {
+	TTL         time.Duration // code validity (5m)
+	Cooldown    time.Duration // one send per mobile per Cooldown (60s)
+	DailyLimit  int           // sends per mobile per 24 h (10)
+	MaxAttempts int           // wrong attempts per code (5)
+	IPLimit     int           // sends per requesting IP per IPWindow (20)
+	IPWindow    time.Duration // (1h)
+	// Secret keys the code hash so a database dump does not reveal codes (derive it from
+	// server.session_secret).
+	Secret []byte
+}
+
+func (p SMSPolicy) withDefaults() SMSPolicy {
+	if p.TTL <= 0 {
+		p.TTL = 5 * time.Minute
+	}
+	if p.Cooldown <= 0 {
+		p.Cooldown = time.Minute
+	}
+	if p.DailyLimit <= 0 {
+		p.DailyLimit = 10
+	}
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 5
+	}
+	if p.IPLimit <= 0 {
+		p.IPLimit = 20
+	}
+	if p.IPWindow <= 0 {
+		p.IPWindow = time.Hour
+	}
+	return p
+}
+
+// SendCode sends a fresh 6-digit code for purpose to mobile, enforcing the cooldown, the daily cap
+// and the per-IP limit. Only the code's hash is stored.
+func (s *Service) SendCode(ctx context.Context, mobile, purpose, ip string) error {
+	p := s.SMSPolicy.withDefaults()
+	now := s.now()
+	if last, err := s.Store.LatestSMSCode(ctx, mobile, ""); err == nil {
+		if wait := last.CreatedAt.Add(p.Cooldown).Sub(now); wait > 0 {
+			return Errorf(ETOOMANY, "验证码发送过于频繁,请 %d 秒后再试。", int(wait.Seconds())+1)
+		}
+	} else if ErrorCode(err) != ENOTFOUND {
+		return err
+	}
+	n, err := s.Store.CountSMSCodes(ctx, mobile, now.Add(-24*time.Hour))
+	if err != nil {
+		return err
+	}
+	if n >= p.DailyLimit {
+		return Errorf(ETOOMANY, "该手机号今日获取验证码次数已达上限(%d 次),请明天再试。", p.DailyLimit)
+	}
+	if ip != "" {
+		n, err := s.Store.CountSMSCodesByIP(ctx, ip, now.Add(-p.IPWindow))
+		if err != nil {
+			return err
+		}
+		if n >= p.IPLimit {
+			return Errorf(ETOOMANY, "当前网络获取验证码过于频繁,请稍后再试。")
+		}
+	}
+	code, err := randomCode()
+	if err != nil {
+		return fmt.Errorf("app: sms code: %w", err)
+	}
+	c := &SMSCode{Mobile: mobile, Purpose: purpose, Hash: p.hash(mobile, purpose, code), IP: ip, ExpiresAt: now.Add(p.TTL), CreatedAt: now}
+	if err := s.Store.CreateSMSCode(ctx, c); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("【微校园助手】你的验证码是 %s,%d 分钟内有效。如非本人操作请忽略。", code, int(p.TTL.Minutes()))
+	if err := s.SMS.Send(ctx, mobile, code, purpose, msg); err != nil {
+		_ = s.Store.UseSMSCode(ctx, c.ID, now) // best effort: a code that was never delivered must not verify
+		if ErrorCode(err) == EINTERNAL {
+			return Wrap(EUNAVAILABLE, err, "短信发送失败,请稍后再试。")
+		}
+		return err
+	}
+	s.log().Info("sms code sent", "mobile", MaskMobile(mobile), "purpose", purpose)
+	return nil
+}
+
+// CheckCode verifies code for mobile and purpose and consumes it. Wrong, used or exhausted codes
+// are EINVALID; an expired one is EEXPIRED.
+func (s *Service) CheckCode(ctx context.Context, mobile, purpose, code string) error {
+	p := s.SMSPolicy.withDefaults()
+	if len(code) != 6 {
+		return Errorf(EINVALID, "请输入短信中的 6 位数字验证码。")
+	}
+	c, err := s.Store.LatestSMSCode(ctx, mobile, purpose)
+	if ErrorCode(err) == ENOTFOUND {
+		return Errorf(EINVALID, "请先获取短信验证码。")
+	} else if err != nil {
+		return err
+	}
+	now := s.now()
+	switch {
+	case c.UsedAt != nil:
+		return Errorf(EINVALID, "该验证码已失效,请重新获取。")
+	case !now.Before(c.ExpiresAt):
+		return Errorf(EEXPIRED, "验证码已过期(有效期 %d 分钟),请重新获取。", int(p.TTL.Minutes()))
+	case c.Attempts >= p.MaxAttempts:
+		return Errorf(EINVALID, "验证码错误次数过多,请重新获取。")
+	}
+	if subtle.ConstantTimeCompare([]byte(c.Hash), []byte(p.hash(mobile, purpose, code))) != 1 {
+		n, err := s.Store.AddSMSAttempt(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if left := p.MaxAttempts - n; left > 0 {
+			return Errorf(EINVALID, "验证码错误,还可尝试 %d 次。", left)
+		}
+		return Errorf(EINVALID, "验证码错误次数过多,请重新获取。")
+	}
+	if err := s.Store.UseSMSCode(ctx, c.ID, now); err != nil {
+		if ErrorCode(err) == ECONFLICT {
+			return Errorf(EINVALID, "该验证码已失效,请重新获取。")
+		}
+		return err
+	}
+	return nil
+}
+
+func (p SMSPolicy) hash(mobile, purpose, code string) string {
+	m := hmac.New(sha256.New, p.Secret)
+	m.Write([]byte(mobile + "\x00" + purpose + "\x00" + code))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func randomCode() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
