@@ -34,6 +34,10 @@ type Service struct {
 	// Log receives operational logs; nil means slog.Default().
 	Log *slog.Logger
 
+	qrMu  sync.Mutex
+	qrURL string
+	qrAt  time.Time
+
 	wakeOnce sync.Once
 	wake     chan struct{} // nudges RunOutbox after a callback queued a message
 }

@@ -1,0 +1,89 @@
+package app
+
+import (
+	"context"
+	"fmt"
+)
+
+// MemberFromCode redeems a WeCom OAuth code (snsapi_base) for the member's userid. A visitor who
+// is not a member of the corp gets ENOTFOUND.
+func (s *Service) MemberFromCode(ctx context.Context, code string) (string, error) {
+	if code == "" {
+		return "", Errorf(EINVALID, "缺少授权参数,请从企业微信重新进入。")
+	}
+	userID, _, err := s.WeCom.UserFromCode(ctx, code)
+	if err != nil {
+		return "", s.codeError(err)
+	}
+	if userID == "" {
+		return "", Errorf(ENOTFOUND, "你还不是本单位企业微信成员,没有可以解除的绑定。如需加入,请先完成注册绑定。")
+	}
+	return userID, nil
+}
+
+// BindingOfMember returns the live binding of a WeCom member, or ENOTFOUND with a page text.
+func (s *Service) BindingOfMember(ctx context.Context, userID string) (*Binding, error) {
+	b, err := s.Store.FindLiveBinding(ctx, "userid", userID)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(ENOTFOUND, "你的企业微信账号没有通过本系统绑定的学号/工号。如有疑问,请联系学校信息化管理部门。")
+	}
+	return b, err
+}
+
+// SendUnbindCode sends the unbind SMS code to the member's bound mobile.
+func (s *Service) SendUnbindCode(ctx context.Context, userID, ip string) (*Binding, error) {
+	b, err := s.BindingOfMember(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return b, s.SendCode(ctx, b.Mobile, PurposeUnbind, ip)
+}
+
+// Unbind checks the SMS code, deletes the member in WeCom and marks the binding unbound. A member
+// already gone in WeCom (60111) is still marked unbound.
+func (s *Service) Unbind(ctx context.Context, userID, code string) (*Binding, error) {
+	b, err := s.BindingOfMember(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.CheckCode(ctx, b.Mobile, PurposeUnbind, code); err != nil {
+		return nil, err
+	}
+	return s.release(ctx, b, ActorMember, "unbound by member")
+}
+
+// AdminUnbind releases the live binding of number from the CLI.
+func (s *Service) AdminUnbind(ctx context.Context, number, reason string) (*Binding, error) {
+	b, err := s.Store.FindLiveBinding(ctx, "number", number)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(ENOTFOUND, "学号/工号 %s 没有生效中的绑定", number)
+	} else if err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		reason = "unbound by admin"
+	}
+	return s.release(ctx, b, ActorAdmin, reason)
+}
+
+func (s *Service) release(ctx context.Context, b *Binding, actor, reason string) (*Binding, error) {
+	if err := s.WeCom.DeleteUser(ctx, b.UserID); err != nil && WeComCode(err) != WeComUserNotFound {
+		if WeComTemporary(err) {
+			return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,解除绑定未完成,请稍后再试。")
+		}
+		return nil, Wrap(EUNAVAILABLE, err, "企业微信未能删除该成员,解除绑定未完成,请稍后再试或联系学校信息化管理部门。")
+	}
+	out, err := s.Store.UpdateBinding(ctx, b.ID, BindingUpdate{
+		Status:   Ptr(StatusUnbound),
+		Reason:   Ptr(reason),
+		IfStatus: []Status{StatusPending, StatusActive},
+	}, Event{Kind: EventUnbound, Actor: actor, Detail: fmt.Sprintf("%s; member %s deleted in WeCom", reason, b.UserID)})
+	if ErrorCode(err) == ECONFLICT {
+		return s.Store.FindBindingByID(ctx, b.ID) // released concurrently (callback or another tab)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log().Info("unbound", "number", b.Number, "userid", b.UserID, "actor", actor)
+	return out, nil
+}

@@ -1,0 +1,113 @@
+package app
+
+import (
+	"context"
+	"time"
+)
+
+// tfaLifetime is how long WeCom accepts a tfa_code (and the join-verification code) after
+// auth/get_tfa_info: 5 minutes (WECOM.md §4).
+const tfaLifetime = 5 * time.Minute
+
+// VerifyState is the join-verification context carried in the flow cookie between the verify
+// steps.
+type VerifyState struct {
+	UserID   string `json:"u"`
+	TfaCode  string `json:"c,omitempty"` // tfa mode only
+	IssuedAt int64  `json:"t"`           // unix seconds when WeCom issued the code
+}
+
+// StartVerify redeems the code WeCom appended to the verification page: auth/get_tfa_info in tfa
+// mode, auth/getuserinfo in authsucc mode. The member must have a binding (else ENOTFOUND).
+func (s *Service) StartVerify(ctx context.Context, code string) (*VerifyState, *Binding, error) {
+	if code == "" {
+		return nil, nil, Errorf(EINVALID, "缺少验证参数,请从企业微信重新进入身份验证页面。")
+	}
+	st := &VerifyState{IssuedAt: s.now().Unix()}
+	var err error
+	if s.VerifyMode == "authsucc" {
+		var openID string
+		st.UserID, openID, err = s.WeCom.UserFromCode(ctx, code)
+		if err == nil && st.UserID == "" && openID != "" {
+			return nil, nil, Errorf(ENOTFOUND, "你还不是本单位企业微信成员,请先完成注册绑定。")
+		}
+	} else {
+		st.UserID, st.TfaCode, err = s.WeCom.TfaInfo(ctx, code)
+	}
+	if err != nil {
+		return nil, nil, s.codeError(err)
+	}
+	b, err := s.Store.FindLiveBinding(ctx, "userid", st.UserID)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, nil, Errorf(ENOTFOUND, "没有找到你的绑定记录。请先完成注册绑定,再进入企业微信完成身份验证。")
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return st, b, nil
+}
+
+// codeError maps a failed OAuth/tfa code redemption for the member.
+func (s *Service) codeError(err error) error {
+	switch {
+	case WeComCode(err) == WeComInvalidCode:
+		return Errorf(EEXPIRED, "验证链接已失效或已被使用,请从企业微信重新进入。")
+	case WeComTemporary(err):
+		return Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,请稍后再试。")
+	}
+	return err
+}
+
+func (s *Service) verifyBinding(ctx context.Context, st *VerifyState) (*Binding, error) {
+	if st == nil || st.UserID == "" {
+		return nil, Errorf(EEXPIRED, "页面已过期,请从企业微信重新进入身份验证页面。")
+	}
+	if s.now().Sub(time.Unix(st.IssuedAt, 0)) >= tfaLifetime {
+		return nil, Errorf(EEXPIRED, "验证已超过企业微信规定的 5 分钟时限,请返回企业微信重新进入身份验证页面。")
+	}
+	b, err := s.Store.FindLiveBinding(ctx, "userid", st.UserID)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(ENOTFOUND, "没有找到你的绑定记录,请先完成注册绑定。")
+	}
+	return b, err
+}
+
+// SendVerifyCode checks that mobile is the bound mobile and sends the verification SMS code.
+func (s *Service) SendVerifyCode(ctx context.Context, st *VerifyState, rawMobile, ip string) error {
+	b, err := s.verifyBinding(ctx, st)
+	if err != nil {
+		return err
+	}
+	mobile, ok := NormalizeMobile(rawMobile)
+	if !ok {
+		return Errorf(EINVALID, "手机号格式不正确:请填写 11 位中国大陆手机号。")
+	}
+	if mobile != b.Mobile {
+		return Errorf(EINVALID, "填写的手机号与注册绑定时的手机号(%s)不一致,请填写注册时使用的手机号。", MaskMobile(b.Mobile))
+	}
+	return s.SendCode(ctx, mobile, PurposeVerify, ip)
+}
+
+// ConfirmVerify checks the SMS code, passes the member's join verification in WeCom
+// (user/tfa_succ or user/authsucc) and activates the binding (one welcome message).
+func (s *Service) ConfirmVerify(ctx context.Context, st *VerifyState, code string) (*Binding, error) {
+	b, err := s.verifyBinding(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.CheckCode(ctx, b.Mobile, PurposeVerify, code); err != nil {
+		return nil, err
+	}
+	if s.VerifyMode == "authsucc" {
+		err = s.WeCom.AuthSucc(ctx, st.UserID)
+	} else {
+		err = s.WeCom.TfaSucc(ctx, st.UserID, st.TfaCode)
+	}
+	if err != nil {
+		return nil, s.codeError(err)
+	}
+	if err := s.Store.Tx(ctx, func(tx Store) error { return s.activate(ctx, tx, b.UserID, "verify") }); err != nil {
+		return nil, err
+	}
+	s.wakeOutbox()
+	return s.Store.FindBindingByID(ctx, b.ID)
+}
