@@ -1,0 +1,350 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wecampus/wecampus/app"
+	"github.com/wecampus/wecampus/store"
+)
+
+func TestInboundSeen(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
+		ctx := context.Background()
+		long := "contacts:ev:sys:1700000000:change_contact:update_user:" + strings.Repeat("x", 200)
+		for _, tc := range []struct {
+			key  string
+			at   time.Time
+			want bool
+		}{
+			{"app:msg:1", t0, true},
+			{"app:msg:1", t0.Add(time.Second), false},
+			{"app:msg:2", t0.Add(time.Hour), true},
+			{"App:msg:2", t0.Add(time.Hour), true}, // keys are case-sensitive
+			{long + "a", t0.Add(2 * time.Hour), true},
+			{long + "b", t0.Add(2 * time.Hour), true}, // long keys stay distinct
+			{long + "a", t0.Add(2 * time.Hour), false},
+		} {
+			got, err := db.MarkInboundSeen(ctx, tc.key, tc.at)
+			if err != nil || got != tc.want {
+				t.Fatalf("MarkInboundSeen(%.20q) = %v, %v; want %v", tc.key, got, err, tc.want)
+			}
+		}
+		n, err := db.PurgeInbound(ctx, t0.Add(time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("PurgeInbound = %d, %v; want 1", n, err)
+		}
+		// Purged keys are new again; kept ones are not.
+		if got, _ := db.MarkInboundSeen(ctx, "app:msg:1", t0.Add(3*time.Hour)); !got {
+			t.Fatal("purged key still seen")
+		}
+		if got, _ := db.MarkInboundSeen(ctx, "app:msg:2", t0.Add(3*time.Hour)); got {
+			t.Fatal("kept key forgotten")
+		}
+	})
+}
+
+// TestInboundSeenConcurrent: of concurrent deliveries of one key exactly one is new.
+func TestInboundSeenConcurrent(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
+		results := runConcurrently(20, func(int) error {
+			return db.Tx(context.Background(), func(tx app.Store) error {
+				seen, err := tx.MarkInboundSeen(context.Background(), "app:msg:42", t0)
+				if err == nil && !seen {
+					return app.Errorf(app.ECONFLICT, "seen")
+				}
+				return err
+			})
+		})
+		wantOneWinner(t, results)
+	})
+}
+
+func TestOutbox(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, clk *clock) {
+		ctx := context.Background()
+		enqueue := func(key string, next time.Time) {
+			t.Helper()
+			if err := db.EnqueueMessage(ctx, app.OutboxMessage{DedupKey: key, ToUser: "u1", Content: "欢迎 " + key, NextAt: next}); err != nil {
+				t.Fatalf("EnqueueMessage %s: %v", key, err)
+			}
+		}
+		claim := func(now time.Time, lease time.Duration, limit int) []string {
+			t.Helper()
+			ms, err := db.ClaimMessages(ctx, now, now.Add(lease), limit)
+			if err != nil {
+				t.Fatalf("ClaimMessages: %v", err)
+			}
+			keys := []string{}
+			for _, m := range ms {
+				keys = append(keys, m.DedupKey)
+			}
+			return keys
+		}
+
+		enqueue("welcome:1", time.Time{}) // due now (t0)
+		enqueue("welcome:1", time.Time{}) // a duplicate: silently ignored
+		enqueue("welcome:2", t0.Add(-time.Minute))
+		enqueue("welcome:3", t0.Add(time.Hour))
+		wantCode(t, db.EnqueueMessage(ctx, app.OutboxMessage{ToUser: "u"}), app.EINVALID)
+
+		wantEqual(t, "first claim", claim(t0, time.Minute, 1), []string{"welcome:2"})
+		wantEqual(t, "second claim", claim(t0, time.Minute, 10), []string{"welcome:1"})
+		wantEqual(t, "while leased", claim(t0.Add(30*time.Second), time.Minute, 10), []string{})
+		wantEqual(t, "zero limit", claim(t0.Add(2*time.Minute), time.Minute, 0), []string{})
+
+		// Both leases ran out without news, so both messages are handed out again.
+		ms, err := db.ClaimMessages(ctx, t0.Add(2*time.Minute), t0.Add(3*time.Minute), 10)
+		if err != nil || len(ms) != 2 {
+			t.Fatalf("claim after lease = %v, %v", ms, err)
+		}
+		m1, m2 := ms[1], ms[0]
+		if m1.DedupKey != "welcome:1" || m1.Content != "欢迎 welcome:1" || m1.ToUser != "u1" || !m1.CreatedAt.Equal(t0) {
+			t.Fatalf("claimed message = %+v", m1)
+		}
+		if err := db.MarkMessageSent(ctx, m2.ID, t0.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		longErr := strings.Repeat("错", 2000)
+		if err := db.MarkMessageFailed(ctx, m1.ID, longErr, t0.Add(10*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		// A failure ends the lease, but the message waits for its next time.
+		wantEqual(t, "before retry", claim(t0.Add(9*time.Minute), time.Minute, 10), []string{})
+		ms, err = db.ClaimMessages(ctx, t0.Add(10*time.Minute), t0.Add(11*time.Minute), 10)
+		if err != nil || len(ms) != 1 || ms[0].ID != m1.ID {
+			t.Fatalf("retry claim = %v, %v", ms, err)
+		}
+		if ms[0].Attempts != 1 || ms[0].LastError != strings.Repeat("错", 1024) || !ms[0].NextAt.Equal(t0.Add(10*time.Minute)) {
+			t.Fatalf("after failure: attempts %d, error %d chars, next %v", ms[0].Attempts, len([]rune(ms[0].LastError)), ms[0].NextAt)
+		}
+		// Given up (zero next) and sent messages are never claimed again.
+		if err := db.MarkMessageFailed(ctx, m1.ID, "boom", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		wantEqual(t, "after give-up", claim(t0.Add(30*time.Minute), time.Minute, 10), []string{})
+		wantEqual(t, "much later", claim(t0.Add(2*time.Hour), time.Minute, 10), []string{"welcome:3"})
+
+		wantCode(t, db.MarkMessageSent(ctx, 1<<40, t0), app.ENOTFOUND)
+		wantCode(t, db.MarkMessageFailed(ctx, 1<<40, "x", t0), app.ENOTFOUND)
+		_ = clk
+	})
+}
+
+// TestClaimMessagesConcurrent: concurrent workers never get the same message.
+func TestClaimMessagesConcurrent(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
+		ctx := context.Background()
+		const messages = 30
+		for i := range messages {
+			if err := db.EnqueueMessage(ctx, app.OutboxMessage{DedupKey: fmt.Sprint("m", i), ToUser: "u", Content: "c"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var (
+			mu      sync.Mutex
+			claimed []int64
+		)
+		results := runConcurrently(6, func(int) error {
+			for {
+				ms, err := db.ClaimMessages(ctx, t0, t0.Add(time.Minute), 4)
+				if err != nil || len(ms) == 0 {
+					return err
+				}
+				mu.Lock()
+				for _, m := range ms {
+					claimed = append(claimed, m.ID)
+				}
+				mu.Unlock()
+			}
+		})
+		for _, err := range results {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		slices.Sort(claimed)
+		if len(claimed) != messages || len(slices.Compact(claimed)) != messages {
+			t.Fatalf("claimed %d messages (%d distinct), want each of %d once", len(claimed), len(slices.Compact(claimed)), messages)
+		}
+	})
+}
+
+func TestSMSCodes(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, clk *clock) {
+		ctx := context.Background()
+		create := func(mobile, purpose, ip string) *app.SMSCode {
+			t.Helper()
+			c := &app.SMSCode{Mobile: mobile, Purpose: purpose, Hash: "h-" + mobile + purpose, IP: ip, ExpiresAt: clk.Now().Add(5 * time.Minute)}
+			if err := db.CreateSMSCode(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(time.Minute)
+			return c
+		}
+		first := create("13800000001", "verify", "10.0.0.1")
+		create("13800000001", "unbind", "10.0.0.1")
+		latest := create("13800000001", "verify", "10.0.0.2")
+		create("13800000002", "verify", "10.0.0.1")
+
+		if first.ID == 0 || !first.CreatedAt.Equal(t0) {
+			t.Fatalf("filled in %+v", first)
+		}
+		got, err := db.LatestSMSCode(ctx, "13800000001", "verify")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEqual(t, "latest code", got, latest)
+		_, err = db.LatestSMSCode(ctx, "13800000001", "migrate")
+		wantCode(t, err, app.ENOTFOUND)
+		if got, err := db.LatestSMSCode(ctx, "13800000001", ""); err != nil || got.ID != latest.ID {
+			t.Fatalf("latest of any purpose = %+v, %v; want id %d", got, err, latest.ID)
+		}
+
+		for _, tc := range []struct {
+			name  string
+			count func() (int, error)
+			want  int
+		}{
+			{"MobileAll", func() (int, error) { return db.CountSMSCodes(ctx, "13800000001", t0) }, 3},
+			{"MobileSince", func() (int, error) { return db.CountSMSCodes(ctx, "13800000001", t0.Add(time.Minute)) }, 2},
+			{"MobileNone", func() (int, error) { return db.CountSMSCodes(ctx, "13800000009", t0) }, 0},
+			{"IPAll", func() (int, error) { return db.CountSMSCodesByIP(ctx, "10.0.0.1", t0) }, 3},
+			{"IPSince", func() (int, error) { return db.CountSMSCodesByIP(ctx, "10.0.0.1", t0.Add(90*time.Second)) }, 1},
+		} {
+			n, err := tc.count()
+			if err != nil || n != tc.want {
+				t.Errorf("%s = %d, %v; want %d", tc.name, n, err, tc.want)
+			}
+		}
+
+		for want := 1; want <= 3; want++ {
+			n, err := db.AddSMSAttempt(ctx, latest.ID)
+			if err != nil || n != want {
+				t.Fatalf("AddSMSAttempt = %d, %v; want %d", n, err, want)
+			}
+		}
+		_, err = db.AddSMSAttempt(ctx, 1<<40)
+		wantCode(t, err, app.ENOTFOUND)
+
+		if err := db.UseSMSCode(ctx, latest.ID, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, db.UseSMSCode(ctx, latest.ID, t0.Add(time.Hour)), app.ECONFLICT)
+		wantCode(t, db.UseSMSCode(ctx, 1<<40, t0), app.ENOTFOUND)
+		got, err = db.LatestSMSCode(ctx, "13800000001", "verify")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Attempts != 3 || got.UsedAt == nil || !got.UsedAt.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("after attempts and use: %+v", got)
+		}
+	})
+}
+
+// TestSMSConcurrent: concurrent wrong guesses are all counted; a code is used once.
+func TestSMSConcurrent(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
+		ctx := context.Background()
+		c := &app.SMSCode{Mobile: "13800000001", Purpose: "verify", Hash: "h", ExpiresAt: t0.Add(time.Hour)}
+		if err := db.CreateSMSCode(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			mu     sync.Mutex
+			counts []int
+		)
+		for _, err := range runConcurrently(10, func(int) error {
+			n, err := db.AddSMSAttempt(ctx, c.ID)
+			mu.Lock()
+			counts = append(counts, n)
+			mu.Unlock()
+			return err
+		}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		slices.Sort(counts)
+		wantEqual(t, "attempt counts", counts, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
+
+		wantOneWinner(t, runConcurrently(10, func(int) error { return db.UseSMSCode(ctx, c.ID, t0) }))
+	})
+}
+
+func TestIntents(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, clk *clock) {
+		ctx := context.Background()
+		create := func(number string) (*app.Intent, error) {
+			in := &app.Intent{Op: "create", Number: number, UserID: "u" + number, Mobile: "138", Name: "王五", Type: "staff", Department: 3, MigrateFrom: 7}
+			err := db.CreateIntent(ctx, in)
+			clk.Add(time.Second)
+			return in, err
+		}
+		a, err := create("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.ID == 0 || !a.CreatedAt.Equal(t0) {
+			t.Fatalf("filled in %+v", a)
+		}
+		_, err = create("a")
+		wantCode(t, err, app.ECONFLICT)
+		b, err := create("b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = create("")
+		wantCode(t, err, app.EINVALID)
+
+		got, err := db.FindOpenIntent(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEqual(t, "open intent", got, a)
+		_, err = db.FindOpenIntent(ctx, "zzz")
+		wantCode(t, err, app.ENOTFOUND)
+
+		open, err := db.FindOpenIntents(ctx, t0.Add(time.Hour))
+		if err != nil || len(open) != 2 || open[0].ID != a.ID || open[1].ID != b.ID {
+			t.Fatalf("FindOpenIntents = %v, %v", open, err)
+		}
+		open, err = db.FindOpenIntents(ctx, b.CreatedAt) // strictly before
+		if err != nil || len(open) != 1 || open[0].ID != a.ID {
+			t.Fatalf("FindOpenIntents(before b) = %v, %v", open, err)
+		}
+
+		if err := db.CloseIntent(ctx, a.ID, "bound", t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, db.CloseIntent(ctx, a.ID, "repaired", t0.Add(2*time.Minute)), app.ECONFLICT)
+		wantCode(t, db.CloseIntent(ctx, 1<<40, "x", t0), app.ENOTFOUND)
+		_, err = db.FindOpenIntent(ctx, "a")
+		wantCode(t, err, app.ENOTFOUND)
+		open, err = db.FindOpenIntents(ctx, t0.Add(time.Hour))
+		if err != nil || len(open) != 1 || open[0].ID != b.ID {
+			t.Fatalf("FindOpenIntents after close = %v, %v", open, err)
+		}
+		// The number may have a new open intent now.
+		a2, err := create("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.FindOpenIntent(ctx, "a"); err != nil || got.ID != a2.ID {
+			t.Fatalf("FindOpenIntent = %+v, %v", got, err)
+		}
+	})
+}
+
+func TestIntentsConcurrent(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
+		wantOneWinner(t, runConcurrently(20, func(int) error {
+			return db.CreateIntent(context.Background(), &app.Intent{Op: "create", Number: "same"})
+		}))
+	})
+}

@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/wecampus/wecampus/app"
+)
+
+const msgCodeNotFound = "验证码不存在,请重新获取"
+
+// smsCodeRow is a sent verification code; only the keyed hash of the code is stored.
+type smsCodeRow struct {
+	ID        int64     `gorm:"primaryKey"`
+	Mobile    string    `gorm:"size:32;not null;index:idx_sms_codes_mobile,priority:1"`
+	Purpose   string    `gorm:"size:16;not null"`
+	Hash      string    `gorm:"size:128;not null"`
+	IP        string    `gorm:"column:ip;size:64;not null;index:idx_sms_codes_ip,priority:1"`
+	Attempts  int       `gorm:"not null"`
+	ExpiresAt time.Time `gorm:"not null"`
+	UsedAt    *time.Time
+	CreatedAt time.Time `gorm:"not null;index:idx_sms_codes_mobile,priority:2;index:idx_sms_codes_ip,priority:2"`
+}
+
+func (smsCodeRow) TableName() string { return "sms_codes" }
+
+func (r *smsCodeRow) fromApp(c *app.SMSCode) {
+	*r = smsCodeRow{
+		ID:        c.ID,
+		Mobile:    c.Mobile,
+		Purpose:   c.Purpose,
+		Hash:      c.Hash,
+		IP:        c.IP,
+		Attempts:  c.Attempts,
+		ExpiresAt: ts(c.ExpiresAt),
+		UsedAt:    tsPtr(c.UsedAt),
+		CreatedAt: ts(c.CreatedAt),
+	}
+}
+
+func (r *smsCodeRow) toApp() *app.SMSCode {
+	return &app.SMSCode{
+		ID:        r.ID,
+		Mobile:    r.Mobile,
+		Purpose:   r.Purpose,
+		Hash:      r.Hash,
+		IP:        r.IP,
+		Attempts:  r.Attempts,
+		ExpiresAt: r.ExpiresAt,
+		UsedAt:    r.UsedAt,
+		CreatedAt: r.CreatedAt,
+	}
+}
+
+// CreateSMSCode stores a newly sent code, filling in ID and (when zero) CreatedAt.
+func (db *DB) CreateSMSCode(ctx context.Context, c *app.SMSCode) error {
+	var row smsCodeRow
+	row.fromApp(c)
+	row.ID = 0
+	if c.CreatedAt.IsZero() {
+		row.CreatedAt = db.timestamp()
+	}
+	if err := db.gdb.WithContext(ctx).Create(&row).Error; err != nil {
+		return storeErr("create sms code", err, "", "")
+	}
+	c.ID, c.CreatedAt = row.ID, row.CreatedAt
+	return nil
+}
+
+// LatestSMSCode returns the newest code for mobile and purpose, or ENOTFOUND.
+func (db *DB) LatestSMSCode(ctx context.Context, mobile, purpose string) (*app.SMSCode, error) {
+	var row smsCodeRow
+	q := db.gdb.WithContext(ctx).Where("mobile = ?", mobile)
+	if purpose != "" {
+		q = q.Where("purpose = ?", purpose)
+	}
+	err := q.Order("created_at DESC, id DESC").Limit(1).Take(&row).Error
+	if err != nil {
+		return nil, storeErr("latest sms code", err, msgCodeNotFound, "")
+	}
+	return row.toApp(), nil
+}
+
+// CountSMSCodes counts codes sent to mobile (any purpose) at or after since.
+func (db *DB) CountSMSCodes(ctx context.Context, mobile string, since time.Time) (int, error) {
+	return db.countSMSCodes(ctx, "count sms codes", "mobile", mobile, since)
+}
+
+// CountSMSCodesByIP counts codes requested from ip at or after since.
+func (db *DB) CountSMSCodesByIP(ctx context.Context, ip string, since time.Time) (int, error) {
+	return db.countSMSCodes(ctx, "count sms codes by ip", "ip", ip, since)
+}
+
+func (db *DB) countSMSCodes(ctx context.Context, op, col, value string, since time.Time) (int, error) {
+	var n int64
+	err := db.gdb.WithContext(ctx).Model(&smsCodeRow{}).
+		Where(col+" = ? AND created_at >= ?", value, ts(since)).Count(&n).Error
+	if err != nil {
+		return 0, storeErr(op, err, "", "")
+	}
+	return int(n), nil
+}
+
+// AddSMSAttempt counts one wrong attempt and returns the new count. The increment is done by the
+// database and read back in the same transaction, so concurrent wrong guesses are all counted.
+func (db *DB) AddSMSAttempt(ctx context.Context, id int64) (int, error) {
+	var attempts int
+	err := db.transaction(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&smsCodeRow{}).Where("id = ?", id).Update("attempts", gorm.Expr("attempts + 1"))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return gorm.ErrRecordNotFound
+		}
+		// The UPDATE holds the row lock until commit, so this reads our own increment.
+		return tx.Model(&smsCodeRow{}).Select("attempts").Where("id = ?", id).Scan(&attempts).Error
+	})
+	if err != nil {
+		return 0, storeErr("add sms attempt", err, msgCodeNotFound, "")
+	}
+	return attempts, nil
+}
+
+// UseSMSCode marks a code used at at. It is a conditional UPDATE on used_at IS NULL, so of two
+// concurrent uses exactly one succeeds; the other (and any later one) gets ECONFLICT.
+func (db *DB) UseSMSCode(ctx context.Context, id int64, at time.Time) error {
+	err := db.transaction(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&smsCodeRow{}).Where("id = ? AND used_at IS NULL", id).Update("used_at", ts(at))
+		if res.Error != nil || res.RowsAffected == 1 {
+			return res.Error
+		}
+		var n int64
+		if err := tx.Model(&smsCodeRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			return gorm.ErrRecordNotFound
+		}
+		return app.Errorf(app.ECONFLICT, "验证码已使用,请重新获取")
+	})
+	return storeErr("use sms code", err, msgCodeNotFound, "")
+}
