@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wecampus/wecampus/app"
+	"github.com/wecampus/wecampus/store"
+)
+
+// bindingFields are the field names of `binding get --json` and the header of
+// `binding list --csv` (CONTRACT §1), in that order.
+var bindingFields = []string{"number", "userid", "mobile", "name", "type", "department", "status", "created_at", "updated_at"}
+
+// bindingJSON is the JSON shape of one binding: CONTRACT's fields, RFC 3339 times in UTC, plus
+// the audit details.
+type bindingJSON struct {
+	Number     string `json:"number"`
+	UserID     string `json:"userid"`
+	Mobile     string `json:"mobile"`
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	Department int64  `json:"department"`
+	Status     string `json:"status"`
+	CreatedAt  string `json:"created_at"`
+	UpdatedAt  string `json:"updated_at"`
+	ID         int64  `json:"id"`
+	Reason     string `json:"reason,omitempty"`
+	MigratedTo int64  `json:"migrated_to,omitempty"`
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func toBindingJSON(b *app.Binding) bindingJSON {
+	return bindingJSON{
+		Number: b.Number, UserID: b.UserID, Mobile: b.Mobile, Name: b.Name, Type: b.Type,
+		Department: b.Department, Status: string(b.Status),
+		CreatedAt: rfc3339(b.CreatedAt), UpdatedAt: rfc3339(b.UpdatedAt),
+		ID: b.ID, Reason: b.Reason, MigratedTo: b.MigratedTo,
+	}
+}
+
+// row returns the values of bindingFields.
+func (j bindingJSON) row() []string {
+	return []string{j.Number, j.UserID, j.Mobile, j.Name, j.Type, strconv.FormatInt(j.Department, 10),
+		j.Status, j.CreatedAt, j.UpdatedAt}
+}
+
+func (c *cli) bindingCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "binding",
+		Short: "look up and list bindings (学号/工号 → 企业微信 userid)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError(fmt.Errorf("binding needs a subcommand: get or list"))
+		},
+	}
+	cmd.AddCommand(c.bindingGetCmd(), c.bindingListCmd())
+	return cmd
+}
+
+func (c *cli) bindingGetCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "get KEY",
+		Short: "print the binding of a number, userid or mobile (exit 3 when there is none)",
+		Example: "  wecampus binding get 20210001\n" +
+			"  wecampus binding get 13800000000 --json",
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withService(cmd.Context(), func(ctx context.Context, svc *app.Service) error {
+				b, err := svc.FindBinding(ctx, args[0])
+				if app.ErrorCode(err) == app.ENOTFOUND {
+					return &exitError{code: exitNotFound, err: fmt.Errorf("no binding for %q", args[0])}
+				} else if app.ErrorCode(err) == app.EINVALID {
+					return usageError(err)
+				} else if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(c.stdout, toBindingJSON(b))
+				}
+				return writeBindingText(c.stdout, toBindingJSON(b))
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+func (c *cli) bindingListCmd() *cobra.Command {
+	var status string
+	var asCSV bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "list bindings, oldest first",
+		Example: "  wecampus binding list --status pending\n" +
+			"  wecampus binding list --csv > bindings.csv",
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := app.BindingFilter{Status: app.Status(status)}
+			if status != "" && !f.Status.Valid() {
+				return usageError(fmt.Errorf("--status must be pending, active, unbound or migrated (got %q)", status))
+			}
+			return c.withService(cmd.Context(), func(ctx context.Context, svc *app.Service) error {
+				list, err := svc.ListBindings(ctx, f)
+				if err != nil {
+					return err
+				}
+				if asCSV {
+					return writeBindingCSV(c.stdout, list)
+				}
+				return writeBindingTable(c.stdout, list)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&status, "status", "", "only bindings in this status: pending, active, unbound or migrated")
+	cmd.Flags().BoolVar(&asCSV, "csv", false, "print CSV with a header row")
+	return cmd
+}
+
+// withService opens the store (no migration) and runs fn with a Service that can read bindings.
+func (c *cli) withService(ctx context.Context, fn func(context.Context, *app.Service) error) error {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	log := c.logger(cfg)
+	db, err := store.Open(ctx, storeConfig(cfg), time.Now, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Warn("close database", "err", err)
+		}
+	}()
+	return fn(ctx, &app.Service{Store: db, BaseURL: cfg.Server.BaseURL, Log: log})
+}
+
+func storeConfig(cfg *Config) store.Config {
+	return store.Config{Driver: cfg.Database.Driver, DSN: cfg.Database.DSN.Reveal()}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func writeBindingText(w io.Writer, b bindingJSON) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for i, v := range b.row() {
+		fmt.Fprintf(tw, "%s:\t%s\n", bindingFields[i], v)
+	}
+	fmt.Fprintf(tw, "id:\t%d\n", b.ID)
+	if b.Reason != "" {
+		fmt.Fprintf(tw, "reason:\t%s\n", b.Reason)
+	}
+	if b.MigratedTo != 0 {
+		fmt.Fprintf(tw, "migrated_to:\t%d\n", b.MigratedTo)
+	}
+	return tw.Flush()
+}
+
+func writeBindingCSV(w io.Writer, list []*app.Binding) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(bindingFields); err != nil {
+		return err
+	}
+	for _, b := range list {
+		if err := cw.Write(toBindingJSON(b).row()); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func writeBindingTable(w io.Writer, list []*app.Binding) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NUMBER\tUSERID\tMOBILE\tNAME\tTYPE\tDEPT\tSTATUS\tCREATED\tUPDATED")
+	for _, b := range list {
+		r := toBindingJSON(b).row()
+		for i, v := range r {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, v)
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d binding(s)\n", len(list))
+	return err
+}

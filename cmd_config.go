@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wecampus/wecampus/store"
+)
+
+// probeTimeout bounds each config check probe.
+const probeTimeout = 15 * time.Second
+
+func (c *cli) configCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "configuration tools",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError(fmt.Errorf("config needs a subcommand: check"))
+		},
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "validate the config, then probe the database, WeCom gettoken (both secrets) and CAS",
+		Long: "Validates every key, then probes the database, WeCom gettoken with the app secret and with\n" +
+			"the 通讯录同步 secret, and the CAS server. Prints one line per check; secrets are never printed.\n" +
+			"Exits non-zero if any check fails.",
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.configCheck(cmd.Context())
+		},
+	})
+	return cmd
+}
+
+// configCheck prints "ok   name" or "FAIL name: reason" for each check.
+func (c *cli) configCheck(ctx context.Context) error {
+	out := &checkPrinter{w: c.stdout, scrub: c.scrub}
+	cfg, err := LoadConfig(c.configPath)
+	if err != nil {
+		out.fail("config", err)
+		return silentFailure
+	}
+	c.cfg = cfg
+	if err := cfg.Validate(); err != nil {
+		out.fail("config", err)
+		return silentFailure
+	}
+	if err := cfg.CheckServe(); err != nil {
+		out.fail("config", err)
+		return silentFailure
+	}
+	out.ok("config")
+
+	// Probe logs (retries, warnings) go to stderr; the report is stdout.
+	log := c.logger(cfg)
+	out.check("database", func() error {
+		ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		db, err := store.Open(ctx, storeConfig(cfg), time.Now, log)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.Ping(ctx)
+	})
+	wc, err := newWeComClient(cfg, nil, log)
+	if err != nil {
+		out.fail("wecom", err)
+	} else {
+		for _, kind := range []string{"app", "contacts"} {
+			out.check("wecom gettoken ("+kind+")", func() error {
+				ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+				defer cancel()
+				return wc.ProbeToken(ctx, kind)
+			})
+		}
+	}
+	if _, _, err := buildCodecs(cfg); err != nil {
+		out.fail("wecom callback keys", err)
+	}
+	out.check("cas", func() error {
+		cc, err := newCASClient(cfg, log)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		return cc.Probe(ctx)
+	})
+	out.check("sms ("+cfg.SMS.Provider+")", func() error {
+		_, err := newSMS(cfg, slog.New(slog.DiscardHandler))
+		return err
+	})
+	if out.failed {
+		return silentFailure
+	}
+	return nil
+}
+
+// checkPrinter writes the config check report, secrets scrubbed.
+type checkPrinter struct {
+	w      io.Writer
+	scrub  func(string) string
+	failed bool
+}
+
+func (p *checkPrinter) check(name string, fn func() error) {
+	if err := fn(); err != nil {
+		p.fail(name, err)
+		return
+	}
+	p.ok(name)
+}
+
+func (p *checkPrinter) ok(name string) { fmt.Fprintf(p.w, "ok   %s\n", name) }
+
+// fail prints one line per line of err (a config error lists one problem per line).
+func (p *checkPrinter) fail(name string, err error) {
+	p.failed = true
+	for line := range strings.Lines(p.scrub(err.Error())) {
+		line = strings.TrimPrefix(strings.TrimSpace(line), name+": ")
+		fmt.Fprintf(p.w, "FAIL %s: %s\n", name, line)
+	}
+}
