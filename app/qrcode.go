@@ -24,7 +24,7 @@ func (s *Service) JoinQRCode(ctx context.Context) string {
 	if err != nil {
 		s.log().Warn("join QR code unavailable", "err", err)
 		s.qrAt = s.now().Add(time.Minute - joinQRCacheFor) // ask again in a minute, not per page view
-		return s.qrURL // possibly stale, still valid for up to 7 days
+		return s.qrURL                                     // possibly stale, still valid for up to 7 days
 	}
 	s.qrURL, s.qrAt = u, s.now()
 	return u
