@@ -23,8 +23,9 @@ func (s *Service) JoinQRCode(ctx context.Context) string {
 	u, err := s.WeCom.JoinQRCode(ctx)
 	if err != nil {
 		s.log().Warn("join QR code unavailable", "err", err)
-		s.qrAt = s.now().Add(time.Minute - joinQRCacheFor) // ask again in a minute, not per page view
-		return s.qrURL                                     // possibly stale, still valid for up to 7 days
+		// Ask again in a minute, not on every page view; a stale URL stays valid for up to 7 days.
+		s.qrAt = s.now().Add(time.Minute - joinQRCacheFor)
+		return s.qrURL
 	}
 	s.qrURL, s.qrAt = u, s.now()
 	return u
