@@ -1,0 +1,5 @@
+//go:build !race
+
+package wecom
+
+const cbRaceEnabled = false
