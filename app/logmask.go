@@ -118,25 +118,24 @@ func maskMobiles(s string) string {
 	return string(b)
 }
 
-func hasMobile(s string) bool { return nextMobile(s, 0) >= 0 }
+func hasMobile(s string) bool { return len(s) >= 11 && nextMobile(s, 0) >= 0 }
 
-// nextMobile returns the index of the first mobile number in s at or after from, or -1.
+// nextMobile returns the index of the first mobile number in s at or after from, or -1. from must
+// not be inside a run of digits.
 func nextMobile(s string, from int) int {
-	for i := from; i < len(s); {
-		if !isDigit(s[i]) {
-			i++
+	run := 0 // length of the digit run ending before i
+	for i := from; i < len(s); i++ {
+		if s[i]-'0' <= 9 {
+			run++
 			continue
 		}
-		j := i
-		for j < len(s) && isDigit(s[j]) {
-			j++
+		if run == 11 && s[i-11] == '1' {
+			return i - 11
 		}
-		if j-i == 11 && s[i] == '1' {
-			return i
-		}
-		i = j
+		run = 0
+	}
+	if run == 11 && s[len(s)-11] == '1' {
+		return len(s) - 11
 	}
 	return -1
 }
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }

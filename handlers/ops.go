@@ -1,0 +1,46 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// readyTimeout bounds the readiness probe so that a hung database answers 503, not a timeout.
+const readyTimeout = 2 * time.Second
+
+var mimeText = []string{"text/plain; charset=utf-8"}
+
+// handleHealthz handles "GET /healthz": the process is up.
+func (s *Server) handleHealthz(c *gin.Context) {
+	writeText(c, http.StatusOK, "ok")
+}
+
+// handleReadyz handles "GET /readyz": 200 when the database answers, else 503.
+func (s *Server) handleReadyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready", "err", err, "request_id", RequestID(ctx))
+		writeText(c, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	writeText(c, http.StatusOK, "ok")
+}
+
+// handleMetrics handles "GET /metrics": the Prometheus text format of the registry.
+func (s *Server) handleMetrics() gin.HandlerFunc {
+	h := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError, // a failing collector must not hide the others
+	})
+	return gin.WrapH(h)
+}
+
+func writeText(c *gin.Context, status int, body string) {
+	c.Writer.Header()["Content-Type"] = mimeText
+	c.Writer.WriteHeader(status)
+	_, _ = c.Writer.WriteString(body) // a write error means the client has gone
+}

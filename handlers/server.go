@@ -1,0 +1,129 @@
+// Package handlers is the HTTP side of wecampus: the gin engine, its middleware, the operational
+// endpoints, the WeCom callback endpoints and (later) the member H5 pages. Handlers parse the
+// request, make one app.Service call and render; business rules live in package app.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wecampus/wecampus/app"
+	"github.com/wecampus/wecampus/wecom"
+)
+
+// DefaultMaxBodyBytes limits a callback body when Config.MaxBodyBytes is 0. WeCom's encrypted
+// envelopes are a few KiB at most.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Config is the server section of the configuration that the HTTP layer needs.
+type Config struct {
+	BaseURL        string   // server.base_url: the public origin, absolute
+	SessionSecret  string   // server.session_secret (used by the flow cookies of the H5 pages)
+	TrustedProxies []string // passed to gin's SetTrustedProxies; nil trusts no proxy
+	MaxBodyBytes   int64    // callback body limit; 0 means DefaultMaxBodyBytes
+}
+
+// Deps are the collaborators of the HTTP layer, built in main.go.
+type Deps struct {
+	Service       *app.Service
+	AppCodec      *wecom.Codec                    // GET|POST /wecom/callback
+	ContactsCodec *wecom.Codec                    // GET|POST /wecom/contacts; nil: that route answers 404
+	Ready         func(ctx context.Context) error // /readyz probe (DB ping); nil: Service.Store.Ping
+	Registry      *prometheus.Registry            // /metrics gathers it; nil: a new registry with Go and process collectors
+	Log           *slog.Logger                    // nil: slog.Default()
+}
+
+// Server holds what the handlers need. It is created by New and used only through the
+// http.Handler New returns.
+type Server struct {
+	cfg      Config
+	svc      *app.Service
+	ready    func(ctx context.Context) error
+	registry *prometheus.Registry
+	log      *slog.Logger
+	metrics  *metrics
+	pages    *pages
+	ids      *requestIDs
+
+	appCallback      *callbackHandler
+	contactsCallback *callbackHandler // nil when the 通讯录同步 event server is not configured
+}
+
+// New builds the gin engine with its middleware and routes. It fails on a missing dependency or
+// an invalid setting, never panics.
+func New(cfg Config, deps Deps) (http.Handler, error) {
+	if deps.Service == nil {
+		return nil, errors.New("handlers: Deps.Service is required")
+	}
+	if deps.AppCodec == nil {
+		return nil, errors.New("handlers: Deps.AppCodec is required")
+	}
+	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("handlers: server.base_url %q is not an absolute URL", cfg.BaseURL)
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+
+	s := &Server{cfg: cfg, svc: deps.Service, ready: deps.Ready, registry: deps.Registry, log: deps.Log,
+		ids: newRequestIDs()}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.ready == nil {
+		if deps.Service.Store == nil {
+			return nil, errors.New("handlers: Deps.Ready is nil and Service.Store is nil")
+		}
+		s.ready = deps.Service.Store.Ping
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	var err error
+	if s.metrics, err = newMetrics(s.registry); err != nil {
+		return nil, err
+	}
+	if s.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	s.appCallback = &callbackHandler{s: s, codec: deps.AppCodec, channel: app.ChannelApp}
+	if deps.ContactsCodec != nil {
+		s.contactsCallback = &callbackHandler{s: s, codec: deps.ContactsCodec, channel: app.ChannelContacts}
+	}
+
+	// ReleaseMode is process-global in gin; it silences the debug route dump and warnings.
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true // 405 (with Allow) rather than 404 for a known path
+	e.RedirectTrailingSlash = false // its redirect bypasses the middleware; /bind/ is just a 404
+	e.RedirectFixedPath = false
+	e.ContextWithFallback = true // a *gin.Context passed as a context sees the request's values
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("handlers: trusted proxies: %w", err)
+	}
+	s.routes(e)
+	return e, nil
+}
+
+type requestIDKey struct{}
+
+// RequestID returns the request id of the request ctx belongs to, or "" outside a request.
+// A *gin.Context works too.
+func RequestID(ctx context.Context) string {
+	if ctx == nil {
+		return ""
+	}
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
