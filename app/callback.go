@@ -170,11 +170,14 @@ func ignoreConflict(err error) error {
 func (s *Service) keywordReply(content string) string {
 	switch {
 	case strings.Contains(content, "解绑") || strings.Contains(content, "解除绑定"):
-		return "解除绑定请点击:" + s.link("/unbind") + "\n解绑后可立即绑定新的学号/工号,无需清除微信缓存。"
+		s.textOnce.Do(s.buildTexts)
+		return s.texts.unbind
 	case strings.Contains(content, "验证"):
-		return "关注身份验证请点击:" + s.link("/verify") + "\n请填写注册时使用的手机号并输入短信验证码。"
+		s.textOnce.Do(s.buildTexts)
+		return s.texts.verify
 	case strings.Contains(content, "绑定"):
-		return "注册绑定请点击:" + s.link("/bind") + "\n使用统一身份认证账号登录后填写手机号即可。"
+		s.textOnce.Do(s.buildTexts)
+		return s.texts.bind
 	case strings.Contains(content, "帮助"):
 		return s.helpText()
 	}
@@ -182,11 +185,24 @@ func (s *Service) keywordReply(content string) string {
 }
 
 func (s *Service) helpText() string {
-	return "微校园助手使用帮助\n" +
+	s.textOnce.Do(s.buildTexts)
+	return s.texts.help
+}
+
+// replyTexts are the passive reply texts, built once from BaseURL.
+type replyTexts struct {
+	help, bind, unbind, verify string
+}
+
+func (s *Service) buildTexts() {
+	s.texts.help = "微校园助手使用帮助\n" +
 		"1. 注册绑定:" + s.link("/bind") + "\n" +
 		"2. 关注身份验证(微信绑定的手机号与注册手机号不同时):" + s.link("/verify") + "\n" +
 		"3. 解除绑定(更换学号/工号或离校):" + s.link("/unbind") + "\n" +
 		"回复“绑定”“验证”“解绑”可随时获取以上链接。"
+	s.texts.unbind = "解除绑定请点击:" + s.link("/unbind") + "\n解绑后可立即绑定新的学号/工号,无需清除微信缓存。"
+	s.texts.verify = "关注身份验证请点击:" + s.link("/verify") + "\n请填写注册时使用的手机号并输入短信验证码。"
+	s.texts.bind = "注册绑定请点击:" + s.link("/bind") + "\n使用统一身份认证账号登录后填写手机号即可。"
 }
 
 func (s *Service) welcomeText(b *Binding) string {

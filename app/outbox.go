@@ -28,17 +28,26 @@ func (s *Service) wakeOutbox() {
 }
 
 // RunOutbox delivers queued app messages until ctx ends: at every tick, and at once after a
-// callback queued one. It also purges old callback de-duplication records.
+// callback queued one. It also resolves stale bind intents (every minute) and purges old
+// callback de-duplication records (every hour).
 func (s *Service) RunOutbox(ctx context.Context, tick time.Duration) {
 	if tick <= 0 {
 		tick = 5 * time.Second
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	lastPurge := time.Time{}
+	var lastPurge, lastRepair time.Time
 	for {
 		if _, err := s.DeliverOutbox(ctx); err != nil && ctx.Err() == nil {
 			s.log().Error("outbox delivery", "err", err)
+		}
+		if now := s.now(); now.Sub(lastRepair) > time.Minute {
+			if n, err := s.RepairIntents(ctx); err != nil && ctx.Err() == nil {
+				s.log().Error("repair open bind intents", "err", err)
+			} else if n > 0 {
+				s.log().Warn("repaired open bind intents", "count", n)
+			}
+			lastRepair = now
 		}
 		if now := s.now(); now.Sub(lastPurge) > time.Hour {
 			if _, err := s.Store.PurgeInbound(ctx, now.Add(-inboundKeep)); err != nil && ctx.Err() == nil {

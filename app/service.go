@@ -34,6 +34,9 @@ type Service struct {
 	// Log receives operational logs; nil means slog.Default().
 	Log *slog.Logger
 
+	textOnce sync.Once
+	texts    replyTexts
+
 	qrMu  sync.Mutex
 	qrURL string
 	qrAt  time.Time

@@ -2,9 +2,12 @@ package handlers_test
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -28,13 +31,13 @@ func clickHelpDelivery(b *testing.B, e *env) (target string, body []byte) {
 }
 
 // BenchmarkCallbackClickReply is one encrypted HELP click POST answered with an encrypted passive
-// reply through the whole gin handler: routing, request id, access log (JSON through the masking
-// handler, to io.Discard), metrics, query parsing, body read, codec, app.Service, codec. The
+// reply through the whole gin handler at serve's log level (info; successful callbacks are
+// logged at debug): routing, request id, access log check, metrics, query parsing, body read, codec, app.Service, codec. The
 // request is built once (net/http's parsing is not ours to measure) and gets a fresh body each
 // time; the recorder is new each time. Compare with wecom's BenchmarkCodecClickReply, the codec's
 // share of the same work (with a shorter reply text than the real help text).
 func BenchmarkCallbackClickReply(b *testing.B) {
-	e := newEnv(b, withLogOutput(io.Discard))
+	e := newEnv(b, withLogOutput(io.Discard), withLogLevel(slog.LevelInfo))
 	target, body := clickHelpDelivery(b, e)
 	req := httptest.NewRequest(http.MethodPost, target, nil)
 	rd := bytes.NewReader(body)
@@ -56,7 +59,7 @@ func BenchmarkCallbackClickReply(b *testing.B) {
 // BenchmarkCallbackClickReplyNewRequest is BenchmarkCallbackClickReply with the request parsed
 // by httptest.NewRequest every time, as a server would.
 func BenchmarkCallbackClickReplyNewRequest(b *testing.B) {
-	e := newEnv(b, withLogOutput(io.Discard))
+	e := newEnv(b, withLogOutput(io.Discard), withLogLevel(slog.LevelInfo))
 	target, body := clickHelpDelivery(b, e)
 
 	b.ReportAllocs()
@@ -74,7 +77,7 @@ func BenchmarkCallbackClickReplyNewRequest(b *testing.B) {
 // BenchmarkHealthz is the floor of every request: routing, request id, access log, metrics,
 // recovery and the recorder, around a handler that only writes "ok".
 func BenchmarkHealthz(b *testing.B) {
-	e := newEnv(b, withLogOutput(io.Discard))
+	e := newEnv(b, withLogOutput(io.Discard), withLogLevel(slog.LevelInfo))
 	req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -82,6 +85,39 @@ func BenchmarkHealthz(b *testing.B) {
 		e.handler.ServeHTTP(w, req)
 		if w.Code != http.StatusOK {
 			b.Fatal(w.Code)
+		}
+	}
+}
+
+// BenchmarkCodecSameWork is the work of BenchmarkCallbackClickReply without HTTP: verify,
+// decrypt and parse the same delivery, ask app.Service for the reply (the real help text), build
+// and encrypt the reply. The ratio of the two is the cost of the HTTP layer.
+func BenchmarkCodecSameWork(b *testing.B) {
+	e := newEnv(b, withLogOutput(io.Discard), withLogLevel(slog.LevelInfo))
+	target, body := clickHelpDelivery(b, e)
+	u, err := url.Parse(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := u.Query()
+	sig, ts, nonce := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")
+	codec := mustCodec(b, testCorpID, testAppToken, testAppKey, wecom.WithMaxAge(5*time.Minute))
+	ctx := context.Background()
+
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		in, err := codec.Open(sig, ts, nonce, body, app.ChannelApp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reply, err := e.svc.HandleInbound(ctx, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := codec.Seal(in, reply, ts, nonce)
+		if err != nil || len(out) == 0 {
+			b.Fatalf("seal: %v", err)
 		}
 	}
 }

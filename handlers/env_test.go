@@ -64,7 +64,8 @@ type env struct {
 type envConfig struct {
 	corpID, appToken, appKey string
 	noContacts               bool
-	log                      io.Writer // nil: the captured buffer only
+	log                      io.Writer  // nil: the captured buffer only
+	level                    slog.Level // default debug; benchmarks use serve's info
 }
 
 type envOption func(*envConfig)
@@ -77,12 +78,15 @@ func withAppCallback(corpID, token, key string) envOption {
 	return func(c *envConfig) { c.corpID, c.appToken, c.appKey = corpID, token, key }
 }
 
+// withLogLevel sets the minimum log level (serve logs at info).
+func withLogLevel(l slog.Level) envOption { return func(c *envConfig) { c.level = l } }
+
 // withLogOutput also sends the logs to w (the benchmark discards them).
 func withLogOutput(w io.Writer) envOption { return func(c *envConfig) { c.log = w } }
 
 func newEnv(tb testing.TB, opts ...envOption) *env {
 	tb.Helper()
-	cfg := envConfig{corpID: testCorpID, appToken: testAppToken, appKey: testAppKey}
+	cfg := envConfig{corpID: testCorpID, appToken: testAppToken, appKey: testAppKey, level: slog.LevelDebug}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -92,7 +96,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	if cfg.log != nil {
 		w = cfg.log
 	}
-	log := slog.New(app.NewMaskingHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	log := slog.New(app.NewMaskingHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.level})))
 
 	e.dbPath = filepath.Join(tb.TempDir(), "wecampus.db")
 	db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: e.dbPath}, time.Now, log)
@@ -118,7 +122,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 
 	appCodec := mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey, wecom.WithMaxAge(5*time.Minute))
 	e.wecomApp = mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey)
-	deps := handlers.Deps{Service: e.svc, AppCodec: appCodec, Ready: db.Ping, Log: log}
+	deps := handlers.Deps{Service: e.svc, AppCodec: appCodec, Ready: db.Ping, Log: log, AuthURL: client.AuthURL}
 	if !cfg.noContacts {
 		deps.ContactsCodec = mustCodec(tb, cfg.corpID, testContactsToken, testContactsKey, wecom.WithMaxAge(5*time.Minute))
 		e.wecomContacts = mustCodec(tb, cfg.corpID, testContactsToken, testContactsKey)

@@ -86,8 +86,13 @@ func (s *Server) accessLog(c *gin.Context) {
 	s.metrics.observeRequest(c.FullPath(), method, status, d)
 
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status >= 500:
 		level = slog.LevelWarn
+	case status < 400 && quietRoutes[c.FullPath()]:
+		// Successful callbacks and probes are counted in /metrics; logging each one at info
+		// would drown the member flows (and cost ~1 µs on the callback's hot path).
+		level = slog.LevelDebug
 	}
 	ctx := c.Request.Context()
 	h := s.log.Handler()
@@ -115,6 +120,9 @@ func (s *Server) accessLog(c *gin.Context) {
 	}
 	_ = h.Handle(ctx, r) // a failing log sink must not fail the request
 }
+
+// quietRoutes are logged at debug when they succeed.
+var quietRoutes = map[string]bool{"/wecom/callback": true, "/wecom/contacts": true, "/healthz": true, "/readyz": true, "/metrics": true}
 
 // accessLogMessages are the access log messages of the usual methods, without concatenation.
 var accessLogMessages = map[string]string{

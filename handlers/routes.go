@@ -6,8 +6,8 @@ import "github.com/gin-gonic/gin"
 //   - ops: health, readiness, metrics;
 //   - callback: the WeCom event servers, authenticated by signature: no session or CSRF
 //     middleware may ever be added to them;
-//   - public and member H5 pages (bind, verify, unbind, me): added with the member flows, behind
-//     the session and CSRF middleware of their group.
+//   - member H5 pages (bind, verify, unbind, me): behind the CSRF middleware; their flow state
+//     lives in a sealed cookie (flow.go).
 func (s *Server) routes(e *gin.Engine) {
 	// Engine-wide, in order: the request id, the access log (it reads the status after the rest
 	// ran), then recovery, inside the access log so that a panic's 500 is logged and counted.
@@ -29,6 +29,23 @@ func (s *Server) routes(e *gin.Engine) {
 		e.GET("/wecom/contacts", s.contactsCallback.handleCallbackVerify)
 		e.POST("/wecom/contacts", s.contactsCallback.handleCallbackEvent)
 	}
+
+	// member pages: flow state in the sealed cookie (flow.go), a CSRF token on every form
+	m := e.Group("/", s.csrfMiddleware())
+	m.GET("/bind", s.handleBindStart)
+	m.GET("/bind/login", s.handleBindLogin)
+	m.GET("/bind/switch", s.handleBindSwitch)
+	m.GET("/bind/cas", s.handleBindCAS)
+	m.POST("/bind/mobile", s.handleBindMobile)
+	m.POST("/bind/migrate/code", s.handleMigrateCode)
+	m.POST("/bind/migrate", s.handleMigrate)
+	m.GET("/verify", s.handleVerify)
+	m.POST("/verify/sms", s.handleVerifySMS)
+	m.POST("/verify/confirm", s.handleVerifyConfirm)
+	m.GET("/unbind", s.handleUnbind)
+	m.POST("/unbind/sms", s.handleUnbindSMS)
+	m.POST("/unbind/confirm", s.handleUnbindConfirm)
+	m.GET("/me", s.handleMe)
 
 	var patterns []string
 	for _, r := range e.Routes() {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -40,6 +41,9 @@ type Deps struct {
 	Ready         func(ctx context.Context) error // /readyz probe (DB ping); nil: Service.Store.Ping
 	Registry      *prometheus.Registry            // /metrics gathers it; nil: a new registry with Go and process collectors
 	Log           *slog.Logger                    // nil: slog.Default()
+	// AuthURL builds the WeCom OAuth authorize URL (snsapi_base) for a redirect URI and state;
+	// required for /unbind, /me and the menu entry of /verify.
+	AuthURL func(redirectURI, state string) string
 }
 
 // Server holds what the handlers need. It is created by New and used only through the
@@ -52,7 +56,11 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	pages    *pages
-	ids      *requestIDs
+
+	memberPages map[string]*template.Template
+	flows       *flowCodec
+	authURL     func(redirectURI, state string) string
+	ids         *requestIDs
 
 	appCallback      *callbackHandler
 	contactsCallback *callbackHandler // nil when the 通讯录同步 event server is not configured
@@ -97,6 +105,17 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
+	if s.memberPages, err = parseMemberPages(); err != nil {
+		return nil, err
+	}
+	if len(cfg.SessionSecret) < 32 {
+		return nil, errors.New("handlers: server.session_secret must be at least 32 bytes")
+	}
+	if deps.AuthURL == nil {
+		return nil, errors.New("handlers: Deps.AuthURL is required")
+	}
+	s.flows = newFlowCodec(cfg.SessionSecret, isHTTPS(cfg.BaseURL))
+	s.authURL = deps.AuthURL
 	s.appCallback = &callbackHandler{s: s, codec: deps.AppCodec, channel: app.ChannelApp}
 	if deps.ContactsCodec != nil {
 		s.contactsCallback = &callbackHandler{s: s, codec: deps.ContactsCodec, channel: app.ChannelContacts}

@@ -22,11 +22,12 @@ func newTestEngine(t *testing.T, log *slog.Logger) *gin.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Config{BaseURL: "https://wecampus.example.edu.cn/"}, Deps{
+	h, err := New(Config{BaseURL: "https://wecampus.example.edu.cn/", SessionSecret: testSecret}, Deps{
 		Service:  &app.Service{},
 		AppCodec: codec,
 		Ready:    func(context.Context) error { return nil },
 		Log:      log,
+		AuthURL:  testAuthURL,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -44,11 +45,13 @@ func TestNewValidates(t *testing.T) {
 		cfg  Config
 		deps Deps
 	}{
-		"NoService":        {Config{BaseURL: "https://x.example"}, Deps{AppCodec: codec, Ready: ready}},
-		"NoAppCodec":       {Config{BaseURL: "https://x.example"}, Deps{Service: &app.Service{}, Ready: ready}},
-		"RelativeBaseURL":  {Config{BaseURL: "/wecampus"}, Deps{Service: &app.Service{}, AppCodec: codec, Ready: ready}},
-		"NoReadyNoStore":   {Config{BaseURL: "https://x.example"}, Deps{Service: &app.Service{}, AppCodec: codec}},
-		"BadTrustedProxie": {Config{BaseURL: "https://x.example", TrustedProxies: []string{"not-an-ip"}}, Deps{Service: &app.Service{}, AppCodec: codec, Ready: ready}},
+		"NoService":        {Config{BaseURL: "https://x.example", SessionSecret: testSecret}, Deps{AppCodec: codec, Ready: ready, AuthURL: testAuthURL}},
+		"NoAppCodec":       {Config{BaseURL: "https://x.example", SessionSecret: testSecret}, Deps{Service: &app.Service{}, Ready: ready, AuthURL: testAuthURL}},
+		"RelativeBaseURL":  {Config{BaseURL: "/wecampus", SessionSecret: testSecret}, Deps{Service: &app.Service{}, AppCodec: codec, Ready: ready, AuthURL: testAuthURL}},
+		"NoReadyNoStore":   {Config{BaseURL: "https://x.example", SessionSecret: testSecret}, Deps{Service: &app.Service{}, AppCodec: codec, AuthURL: testAuthURL}},
+		"BadTrustedProxie": {Config{BaseURL: "https://x.example", SessionSecret: testSecret, TrustedProxies: []string{"not-an-ip"}}, Deps{Service: &app.Service{}, AppCodec: codec, Ready: ready, AuthURL: testAuthURL}},
+		"ShortSecret":      {Config{BaseURL: "https://x.example", SessionSecret: "short"}, Deps{Service: &app.Service{}, AppCodec: codec, Ready: ready, AuthURL: testAuthURL}},
+		"NoAuthURL":        {Config{BaseURL: "https://x.example", SessionSecret: testSecret}, Deps{Service: &app.Service{}, AppCodec: codec, Ready: ready}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := New(tc.cfg, tc.deps); err == nil {
@@ -140,4 +143,10 @@ func TestMetricKindBounded(t *testing.T) {
 			t.Errorf("metricKind(%q) = %q, want %q", kind, got, want)
 		}
 	}
+}
+
+const testSecret = "0123456789abcdef0123456789abcdef"
+
+func testAuthURL(redirectURI, state string) string {
+	return "https://open.example/authorize?redirect_uri=" + redirectURI + "&state=" + state
 }

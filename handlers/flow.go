@@ -1,0 +1,120 @@
+package handlers
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/securecookie"
+
+	"github.com/wecampus/wecampus/app"
+)
+
+// flowCookieName is the cookie holding the state of a member flow between its steps.
+const flowCookieName = "wecampus_flow"
+
+// flowTTL bounds every flow: after it the member starts again (CONTRACT §3: ≤ 15 minutes).
+const flowTTL = 15 * time.Minute
+
+// flow is the state of one member flow (bind, verify, unbind or me), kept client-side in a
+// signed and encrypted cookie. Only one flow is in progress per browser; starting one resets it.
+type flow struct {
+	Kind    string `json:"k"` // bind | verify | unbind | me
+	Expires int64  `json:"e"` // unix seconds
+
+	// bind
+	Person      *app.Person `json:"p,omitempty"`
+	Mobile      string      `json:"mo,omitempty"` // normalised mobile of a pending 换绑
+	MigrateFrom int64       `json:"mf,omitempty"`
+	CodeSent    bool        `json:"cs,omitempty"`
+
+	// verify
+	Verify *app.VerifyState `json:"v,omitempty"`
+
+	// unbind, me (after OAuth)
+	State  string `json:"s,omitempty"` // OAuth state, single use
+	UserID string `json:"u,omitempty"`
+}
+
+// flowCodec seals flows with gorilla/securecookie (AES-256 + HMAC-SHA256), keys derived from
+// server.session_secret.
+type flowCodec struct {
+	sc     *securecookie.SecureCookie
+	secure bool
+}
+
+func newFlowCodec(secret string, secure bool) *flowCodec {
+	sc := securecookie.New(deriveKey(secret, "flow-hash"), deriveKey(secret, "flow-block"))
+	sc.MaxAge(int(flowTTL / time.Second))
+	sc.SetSerializer(securecookie.JSONEncoder{})
+	return &flowCodec{sc: sc, secure: secure}
+}
+
+// deriveKey derives a 32-byte key for one purpose from the session secret.
+func deriveKey(secret, purpose string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("wecampus/" + purpose))
+	return m.Sum(nil)
+}
+
+var errNoFlow = errors.New("no flow")
+
+// load returns the flow of kind in the request, or errNoFlow when it is missing, forged,
+// expired or of another kind.
+func (fc *flowCodec) load(c *gin.Context, kind string) (*flow, error) {
+	ck, err := c.Request.Cookie(flowCookieName)
+	if err != nil {
+		return nil, errNoFlow
+	}
+	var f flow
+	if err := fc.sc.Decode(flowCookieName, ck.Value, &f); err != nil {
+		return nil, errNoFlow
+	}
+	if f.Kind != kind || time.Now().Unix() > f.Expires {
+		return nil, errNoFlow
+	}
+	return &f, nil
+}
+
+// save writes f; a new flow gets a fresh expiry, a continued one keeps it.
+func (fc *flowCodec) save(c *gin.Context, f *flow) error {
+	if f.Expires == 0 {
+		f.Expires = time.Now().Add(flowTTL).Unix()
+	}
+	v, err := fc.sc.Encode(flowCookieName, f)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: flowCookieName, Value: v, Path: "/", MaxAge: int(time.Until(time.Unix(f.Expires, 0)).Seconds()) + 1,
+		HttpOnly: true, Secure: fc.secure, SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+// clear removes the flow cookie.
+func (fc *flowCodec) clear(c *gin.Context) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: flowCookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: fc.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// newState returns a random OAuth state (WeCom allows a-zA-Z0-9, ≤ 128 bytes).
+func newState() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+// stateMatches compares OAuth states in constant time.
+func stateMatches(want, got string) bool {
+	return want != "" && len(got) == len(want) && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
+}
+
+func isHTTPS(baseURL string) bool { return strings.HasPrefix(strings.ToLower(baseURL), "https://") }

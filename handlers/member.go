@@ -1,0 +1,179 @@
+package handlers
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wecampus/wecampus/app"
+)
+
+// memberPages are the templates of the member H5 flows, each parsed with the shared layout.
+var memberPages = []string{"message", "bind_start", "bind_mobile", "follow", "conflict", "code", "verify_mobile", "unbind_show"}
+
+func parseMemberPages() (map[string]*template.Template, error) {
+	out := make(map[string]*template.Template, len(memberPages))
+	for _, name := range memberPages {
+		t, err := template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/message.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("handlers: parse template %s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+// pageView is the view of every member page; each page uses the fields it needs.
+type pageView struct {
+	Title      string
+	Icon       string // message pages: success | warn | info | wait
+	Paragraphs []string
+	Actions    []action
+	Error      string // inline error above a form
+	CSRF       string
+	RequestID  string
+
+	Person       *app.Person
+	Binding      *bindingView
+	Mobile       string // shown (masked) or prefilled (the member's own input)
+	QRCodeURL    string
+	MigrateFrom  int64
+	Action       string // code form target
+	Submit       string // code form button
+	ResendAction string
+	ResendMobile string
+}
+
+type action struct {
+	Label   string
+	URL     string
+	Primary bool
+}
+
+// bindingView shows a binding with personal data masked.
+type bindingView struct {
+	Number, Name, Label, Mobile, Status string
+}
+
+var statusText = map[app.Status]string{
+	app.StatusPending:  "已注册,待加入企业微信",
+	app.StatusActive:   "已绑定",
+	app.StatusUnbound:  "已解除绑定",
+	app.StatusMigrated: "已换绑",
+}
+
+func newBindingView(b *app.Binding) *bindingView {
+	if b == nil {
+		return nil
+	}
+	return &bindingView{Number: b.Number, Name: app.MaskName(b.Name), Mobile: app.MaskMobile(b.Mobile), Status: statusText[b.Status]}
+}
+
+// renderPage renders a member page into a buffer, then writes it with no-store caching (the
+// pages show personal data).
+func (s *Server) renderPage(c *gin.Context, status int, name string, v *pageView) {
+	t := s.memberPages[name]
+	v.RequestID = RequestID(c.Request.Context())
+	if v.CSRF == "" {
+		v.CSRF = csrfToken(c)
+	}
+	var buf bytes.Buffer
+	if t == nil {
+		s.log.Error("unknown page template", "page", name)
+		s.renderError(c, http.StatusInternalServerError, "系统内部错误", "请稍后再试。")
+		return
+	}
+	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+		s.log.Error("render page", "page", name, "err", err, "request_id", v.RequestID)
+		s.renderError(c, http.StatusInternalServerError, "系统内部错误", "请稍后再试。")
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Frame-Options", "DENY")
+	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
+}
+
+// renderMessage renders a message page (success, refusal, restart).
+func (s *Server) renderMessage(c *gin.Context, status int, v *pageView) {
+	if v.Icon == "" {
+		v.Icon = "warn"
+	}
+	s.renderPage(c, status, "message", v)
+}
+
+// restartPage is the page for a step reached out of order or with an expired flow.
+func restartPage(title, msg, path string) *pageView {
+	v := &pageView{Title: title, Paragraphs: []string{msg}}
+	switch {
+	case hasPrefix(path, "/bind"):
+		v.Actions = []action{{Label: "重新开始注册绑定", URL: "/bind", Primary: true}}
+	case hasPrefix(path, "/verify"):
+		v.Paragraphs = append(v.Paragraphs, "请返回企业微信,重新进入“微校园助手”的身份验证页面。")
+	case hasPrefix(path, "/unbind"):
+		v.Actions = []action{{Label: "重新开始解除绑定", URL: "/unbind", Primary: true}}
+	default:
+		v.Actions = []action{{Label: "返回", URL: "/me", Primary: true}}
+	}
+	return v
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// flowExpired answers a step whose flow cookie is missing, forged or expired.
+func (s *Server) flowExpired(c *gin.Context) {
+	s.renderMessage(c, http.StatusUnauthorized, restartPage("页面已过期",
+		"为保护你的信息安全,每次操作需在 15 分钟内完成,或者你是从其他页面直接进入的。", c.Request.URL.Path))
+}
+
+// appStatus maps an app error code to the HTTP status of its page.
+func appStatus(err error) int {
+	switch app.ErrorCode(err) {
+	case app.EINVALID, app.EEXPIRED:
+		return http.StatusBadRequest
+	case app.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case app.EFORBIDDEN:
+		return http.StatusForbidden
+	case app.ENOTFOUND:
+		return http.StatusNotFound
+	case app.ECONFLICT:
+		return http.StatusConflict
+	case app.ETOOMANY:
+		return http.StatusTooManyRequests
+	case app.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+var errorTitles = map[string]string{
+	app.EINVALID:      "信息有误",
+	app.EEXPIRED:      "已过期",
+	app.EUNAUTHORIZED: "身份认证失败",
+	app.EFORBIDDEN:    "无法办理",
+	app.ENOTFOUND:     "未找到绑定信息",
+	app.ECONFLICT:     "无法绑定",
+	app.ETOOMANY:      "操作过于频繁",
+	app.EUNAVAILABLE:  "系统繁忙",
+	app.EINTERNAL:     "系统内部错误",
+}
+
+// renderAppError renders err as a message page; only internal errors are logged as faults.
+func (s *Server) renderAppError(c *gin.Context, err error, actions ...action) {
+	code := app.ErrorCode(err)
+	rid := RequestID(c.Request.Context())
+	switch code {
+	case app.EINTERNAL:
+		s.log.Error("request failed", "path", c.Request.URL.Path, "err", err, "request_id", rid)
+	case app.EUNAVAILABLE:
+		s.log.Warn("dependency unavailable", "path", c.Request.URL.Path, "err", err, "request_id", rid)
+	}
+	v := &pageView{Title: errorTitles[code], Paragraphs: []string{app.ErrorMessage(err)}, Actions: actions}
+	if code == app.EUNAVAILABLE || code == app.EINTERNAL {
+		v.Icon = "wait"
+	}
+	s.renderMessage(c, appStatus(err), v)
+}

@@ -1,0 +1,142 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wecampus/wecampus/app"
+)
+
+// startOAuth sends the member through WeCom OAuth (snsapi_base) back to path, with a fresh state
+// bound to this browser's flow cookie.
+func (s *Server) startOAuth(c *gin.Context, kind, path string) {
+	st := newState()
+	if err := s.flows.save(c, &flow{Kind: kind, State: st}); err != nil {
+		s.renderAppError(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusFound, s.authURL(s.cfg.BaseURL+path, st))
+}
+
+// oauthMember completes an OAuth return for kind: the state must be the one this browser was
+// given (single use), the code is redeemed for the member's userid. It renders the error page
+// and returns "" on failure.
+func (s *Server) oauthMember(c *gin.Context, kind string) string {
+	f, err := s.flows.load(c, kind)
+	if err != nil || !stateMatches(f.State, c.Query("state")) {
+		s.renderMessage(c, http.StatusForbidden, restartPage("链接已失效",
+			"该授权链接已使用、已过期或不是从本页面发起的。", c.Request.URL.Path))
+		return ""
+	}
+	f.State = "" // single use
+	userID, err := s.svc.MemberFromCode(c.Request.Context(), c.Query("code"))
+	if err != nil {
+		s.flows.clear(c)
+		s.renderAppError(c, err, action{Label: "去注册绑定", URL: "/bind"})
+		return ""
+	}
+	f.UserID = userID
+	if err := s.flows.save(c, f); err != nil {
+		s.renderAppError(c, err)
+		return ""
+	}
+	return userID
+}
+
+// handleUnbind handles "GET /unbind": OAuth, then the binding and the SMS form.
+func (s *Server) handleUnbind(c *gin.Context) {
+	if c.Query("code") == "" {
+		s.startOAuth(c, "unbind", "/unbind")
+		return
+	}
+	userID := s.oauthMember(c, "unbind")
+	if userID == "" {
+		return
+	}
+	b, err := s.svc.BindingOfMember(c.Request.Context(), userID)
+	if err != nil {
+		s.renderAppError(c, err, action{Label: "去注册绑定", URL: "/bind"})
+		return
+	}
+	s.renderPage(c, http.StatusOK, "unbind_show", &pageView{Title: "解除绑定", Binding: newBindingView(b)})
+}
+
+// handleUnbindSMS handles "POST /unbind/sms": the code to the bound mobile.
+func (s *Server) handleUnbindSMS(c *gin.Context) {
+	f, err := s.flows.load(c, "unbind")
+	if err != nil || f.UserID == "" {
+		s.flowExpired(c)
+		return
+	}
+	b, err := s.svc.SendUnbindCode(c.Request.Context(), f.UserID, c.ClientIP())
+	if err != nil && !(app.ErrorCode(err) == app.ETOOMANY && f.CodeSent) {
+		s.renderAppError(c, err, action{Label: "返回", URL: "/unbind"})
+		return
+	}
+	f.CodeSent = true
+	if serr := s.flows.save(c, f); serr != nil {
+		s.renderAppError(c, serr)
+		return
+	}
+	s.renderPage(c, http.StatusOK, "code", unbindCodeView(b, app.ErrorMessage(err)))
+}
+
+func unbindCodeView(b *app.Binding, errMsg string) *pageView {
+	return &pageView{Title: "确认解除绑定", Paragraphs: []string{"验证码已发送到 " + app.MaskMobile(b.Mobile) + ",5 分钟内有效。确认后,学号/工号 " + b.Number + " 的企业微信账号将被删除。"},
+		Error: errMsg, Mobile: app.MaskMobile(b.Mobile), Action: "/unbind/confirm", Submit: "确认解除绑定", ResendAction: "/unbind/sms"}
+}
+
+// handleUnbindConfirm handles "POST /unbind/confirm": delete the member, mark the binding unbound.
+func (s *Server) handleUnbindConfirm(c *gin.Context) {
+	f, err := s.flows.load(c, "unbind")
+	if err != nil || f.UserID == "" || !f.CodeSent {
+		s.flowExpired(c)
+		return
+	}
+	b, err := s.svc.Unbind(c.Request.Context(), f.UserID, c.PostForm("sms_code"))
+	if code := app.ErrorCode(err); code == app.EINVALID || code == app.EEXPIRED {
+		if cur, berr := s.svc.BindingOfMember(c.Request.Context(), f.UserID); berr == nil {
+			s.renderPage(c, http.StatusBadRequest, "code", unbindCodeView(cur, app.ErrorMessage(err)))
+			return
+		}
+		s.renderAppError(c, err)
+		return
+	} else if err != nil {
+		s.renderAppError(c, err, action{Label: "返回", URL: "/unbind"})
+		return
+	}
+	s.flows.clear(c)
+	s.renderMessage(c, http.StatusOK, &pageView{Title: "已解除绑定", Icon: "success", Binding: newBindingView(b),
+		Paragraphs: []string{"学号/工号 " + b.Number + " 已解除绑定,对应的企业微信账号已删除。",
+			"你现在就可以用新的学号/工号重新注册绑定,无需清除微信缓存。"},
+		Actions: []action{{Label: "绑定新的学号/工号", URL: "/bind", Primary: true}}})
+}
+
+// handleMe handles "GET /me": OAuth, then the member's own binding and what to do next.
+func (s *Server) handleMe(c *gin.Context) {
+	if c.Query("code") == "" {
+		s.startOAuth(c, "me", "/me")
+		return
+	}
+	userID := s.oauthMember(c, "me")
+	if userID == "" {
+		return
+	}
+	b, err := s.svc.BindingOfMember(c.Request.Context(), userID)
+	if err != nil {
+		s.renderAppError(c, err, action{Label: "去注册绑定", URL: "/bind", Primary: true})
+		return
+	}
+	v := &pageView{Title: "我的绑定", Icon: "info", Binding: newBindingView(b)}
+	if b.Status == app.StatusPending {
+		v.Paragraphs = []string{"你还没有完成加入企业微信。如果注册时填写的不是当前微信绑定的手机号,请完成关注身份验证。"}
+		v.Actions = []action{{Label: "关注身份验证", URL: "/verify", Primary: true}}
+	} else {
+		v.Icon = "success"
+		v.Paragraphs = []string{"你的学号/工号已绑定企业微信。更换学号/工号(如预科转本科、本科转研究生)或离校时,请解除绑定。"}
+	}
+	v.Actions = append(v.Actions, action{Label: "解除绑定", URL: "/unbind"})
+	s.renderMessage(c, http.StatusOK, v)
+}

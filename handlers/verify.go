@@ -1,0 +1,130 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wecampus/wecampus/app"
+)
+
+// handleVerify handles "GET /verify": WeCom's join-verification redirect (?code=…), or, without a
+// code, the menu entry that goes through OAuth and shows whether the member is verified. An OAuth
+// return is recognised by the state this browser was given.
+func (s *Server) handleVerify(c *gin.Context) {
+	code := c.Query("code")
+	if code == "" {
+		s.startOAuth(c, "verify", "/verify")
+		return
+	}
+	if f, err := s.flows.load(c, "verify"); err == nil && f.State != "" && stateMatches(f.State, c.Query("state")) {
+		s.showVerifyStatus(c, f, code)
+		return
+	}
+	st, b, err := s.svc.StartVerify(c.Request.Context(), code)
+	if err != nil {
+		s.renderVerifyError(c, err)
+		return
+	}
+	if err := s.flows.save(c, &flow{Kind: "verify", Verify: st}); err != nil {
+		s.renderAppError(c, err)
+		return
+	}
+	s.renderPage(c, http.StatusOK, "verify_mobile", &pageView{Title: "关注身份验证", Mobile: app.MaskMobile(b.Mobile)})
+}
+
+func (s *Server) showVerifyStatus(c *gin.Context, f *flow, code string) {
+	s.flows.clear(c) // the state is single use
+	userID, err := s.svc.MemberFromCode(c.Request.Context(), code)
+	if err != nil {
+		s.renderVerifyError(c, err)
+		return
+	}
+	b, err := s.svc.BindingOfMember(c.Request.Context(), userID)
+	if err != nil {
+		s.renderVerifyError(c, err)
+		return
+	}
+	v := &pageView{Title: "身份验证状态", Icon: "success", Binding: newBindingView(b)}
+	if b.Status == app.StatusActive {
+		v.Paragraphs = []string{"你已完成验证并加入企业微信,无需再次验证。"}
+	} else {
+		v.Icon = "info"
+		v.Paragraphs = []string{"你还没有完成加入。请在企业微信弹出的“身份验证”页面中填写注册时的手机号并输入短信验证码;也可以重新点击邀请通知加入。"}
+	}
+	s.renderMessage(c, http.StatusOK, v)
+}
+
+func (s *Server) renderVerifyError(c *gin.Context, err error) {
+	switch app.ErrorCode(err) {
+	case app.ENOTFOUND:
+		s.renderAppError(c, err, action{Label: "去注册绑定", URL: "/bind", Primary: true})
+	case app.EEXPIRED:
+		s.renderMessage(c, http.StatusBadRequest, &pageView{Title: "验证已超时",
+			Paragraphs: []string{app.ErrorMessage(err), "请返回企业微信,重新进入“微校园助手”的身份验证页面。"}})
+	default:
+		s.renderAppError(c, err)
+	}
+}
+
+// handleVerifySMS handles "POST /verify/sms": the mobile must be the bound one; send the code.
+func (s *Server) handleVerifySMS(c *gin.Context) {
+	f, err := s.flows.load(c, "verify")
+	if err != nil || f.Verify == nil {
+		s.flowExpired(c)
+		return
+	}
+	raw := c.PostForm("mobile")
+	err = s.svc.SendVerifyCode(c.Request.Context(), f.Verify, raw, c.ClientIP())
+	switch app.ErrorCode(err) {
+	case "":
+	case app.EINVALID:
+		s.renderPage(c, http.StatusBadRequest, "verify_mobile", &pageView{Title: "关注身份验证", Error: app.ErrorMessage(err)})
+		return
+	case app.ETOOMANY:
+		if !f.CodeSent {
+			s.renderAppError(c, err)
+			return
+		}
+	default:
+		s.renderVerifyError(c, err)
+		return
+	}
+	mobile, _ := app.NormalizeMobile(raw)
+	f.CodeSent = true
+	if serr := s.flows.save(c, f); serr != nil {
+		s.renderAppError(c, serr)
+		return
+	}
+	s.renderPage(c, http.StatusOK, "code", verifyCodeView(mobile, app.ErrorMessage(err)))
+}
+
+func verifyCodeView(mobile, errMsg string) *pageView {
+	return &pageView{Title: "输入验证码", Paragraphs: []string{"验证码已发送到 " + app.MaskMobile(mobile) + ",5 分钟内有效。"},
+		Error: errMsg, Mobile: app.MaskMobile(mobile), Action: "/verify/confirm", Submit: "完成验证",
+		ResendAction: "/verify/sms", ResendMobile: mobile}
+}
+
+// handleVerifyConfirm handles "POST /verify/confirm": check the code and pass the member.
+func (s *Server) handleVerifyConfirm(c *gin.Context) {
+	f, err := s.flows.load(c, "verify")
+	if err != nil || f.Verify == nil || !f.CodeSent {
+		s.flowExpired(c)
+		return
+	}
+	b, err := s.svc.ConfirmVerify(c.Request.Context(), f.Verify, c.PostForm("sms_code"))
+	if code := app.ErrorCode(err); code == app.EINVALID {
+		mobile := ""
+		if b2, berr := s.svc.BindingOfMember(c.Request.Context(), f.Verify.UserID); berr == nil {
+			mobile = b2.Mobile
+		}
+		s.renderPage(c, http.StatusBadRequest, "code", verifyCodeView(mobile, app.ErrorMessage(err)))
+		return
+	} else if err != nil {
+		s.renderVerifyError(c, err)
+		return
+	}
+	s.flows.clear(c)
+	s.renderMessage(c, http.StatusOK, &pageView{Title: "验证成功", Icon: "success", Binding: newBindingView(b),
+		Paragraphs: []string{"你已完成关注身份验证,可以返回企业微信或微信开始使用了。"}})
+}
