@@ -26,6 +26,9 @@ import (
 
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/handlers"
+	"github.com/wecampus/wecampus/handlers/cas"
+	"github.com/wecampus/wecampus/handlers/cas/castest"
+	"github.com/wecampus/wecampus/handlers/sms"
 	"github.com/wecampus/wecampus/store"
 	"github.com/wecampus/wecampus/wecom"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
@@ -51,6 +54,9 @@ type env struct {
 	dbPath  string
 	svc     *app.Service
 	sim     *wecomtest.Server
+	cas     *castest.Server
+	sms     *sms.Log
+	baseURL string // server.base_url of this env
 	reg     *prometheus.Registry
 	logs    *syncBuffer
 
@@ -66,6 +72,8 @@ type envConfig struct {
 	noContacts               bool
 	log                      io.Writer  // nil: the captured buffer only
 	level                    slog.Level // default debug; benchmarks use serve's info
+	localBase                bool       // base_url is the test server's own http:// origin
+	mysql                    bool       // the store is a fresh MariaDB database (TEST_MYSQL_DSN)
 }
 
 type envOption func(*envConfig)
@@ -98,8 +106,19 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	}
 	log := slog.New(app.NewMaskingHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.level})))
 
-	e.dbPath = filepath.Join(tb.TempDir(), "wecampus.db")
-	db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: e.dbPath}, time.Now, log)
+	srv := httptest.NewUnstartedServer(nil)
+	tb.Cleanup(srv.Close)
+	e.baseURL = testBaseURL
+	if cfg.localBase {
+		e.baseURL = "http://" + srv.Listener.Addr().String()
+	}
+
+	storeCfg := store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(tb.TempDir(), "wecampus.db")}
+	if cfg.mysql {
+		storeCfg = store.Config{Driver: store.DriverMySQL, DSN: freshMySQL(tb)}
+	}
+	e.dbPath = storeCfg.DSN
+	db, err := store.Open(ctx, storeCfg, time.Now, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -118,7 +137,22 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.svc = &app.Service{Store: db, WeCom: client, BaseURL: testBaseURL, Log: log}
+	e.cas = castest.New()
+	tb.Cleanup(e.cas.Close)
+	casClient, err := cas.New(cas.Config{BaseURL: e.cas.URL(), Protocol: 3}, nil, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.sms = sms.NewLog(log)
+	policy, err := app.NewIdentityPolicy("{{.Number}}", []app.IdentityRuleConfig{
+		{Type: "student", Number: "^[0-9]{8,12}$", Department: 2, Label: "学生"},
+		{Type: "staff", Department: 3, Label: "教职工"},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.svc = &app.Service{Store: db, WeCom: client, CAS: casClient, SMS: e.sms, Identity: policy,
+		SMSPolicy: app.SMSPolicy{Secret: []byte("test-sms-secret")}, BaseURL: e.baseURL, Log: log}
 
 	appCodec := mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey, wecom.WithMaxAge(5*time.Minute))
 	e.wecomApp = mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey)
@@ -129,12 +163,13 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	}
 	e.reg = prometheus.NewRegistry()
 	deps.Registry = e.reg
-	e.handler, err = handlers.New(handlers.Config{BaseURL: testBaseURL, SessionSecret: strings.Repeat("s", 32)}, deps)
+	e.handler, err = handlers.New(handlers.Config{BaseURL: e.baseURL, SessionSecret: strings.Repeat("s", 32)}, deps)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.srv = httptest.NewServer(e.handler)
-	tb.Cleanup(e.srv.Close)
+	srv.Config.Handler = e.handler
+	srv.Start()
+	e.srv = srv
 	return e
 }
 

@@ -1,0 +1,179 @@
+package handlers_test
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// withLocalBaseURL makes server.base_url the test server's own http:// origin, so that a cookie
+// jar keeps the flow cookies (a https base_url marks them Secure) and CAS returns to this server.
+func withLocalBaseURL() envOption { return func(c *envConfig) { c.localBase = true } }
+
+// withMySQL puts the store in a fresh MariaDB database; the test is skipped when TEST_MYSQL_DSN
+// is unset (CI sets it).
+func withMySQL() envOption { return func(c *envConfig) { c.mysql = true } }
+
+// storeKinds runs fn once on SQLite and once on MariaDB (skipped without TEST_MYSQL_DSN).
+func storeKinds(t *testing.T, fn func(t *testing.T, opts ...envOption)) {
+	t.Run("SQLite", func(t *testing.T) { fn(t) })
+	t.Run("MariaDB", func(t *testing.T) {
+		if os.Getenv("TEST_MYSQL_DSN") == "" {
+			t.Skip("TEST_MYSQL_DSN is not set")
+		}
+		fn(t, withMySQL())
+	})
+}
+
+// freshMySQL creates an empty database on the TEST_MYSQL_DSN server, dropped after the test,
+// and returns its DSN.
+func freshMySQL(tb testing.TB) string {
+	tb.Helper()
+	dsn := os.Getenv("TEST_MYSQL_DSN")
+	if dsn == "" {
+		tb.Skip("TEST_MYSQL_DSN is not set")
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		tb.Fatalf("TEST_MYSQL_DSN: %v", err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "wecampus_h_" + hex.EncodeToString(b)
+	admin, err := sql.Open("mysql", dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
+		tb.Fatalf("create database: %v", err)
+	}
+	tb.Cleanup(func() {
+		if db, err := sql.Open("mysql", dsn); err == nil {
+			_, _ = db.Exec("DROP DATABASE " + name)
+			_ = db.Close()
+		}
+	})
+	cfg.DBName = name
+	return cfg.FormatDSN()
+}
+
+// member is one phone's browser: a cookie jar, no automatic redirects, and the last page seen
+// (its forms carry the CSRF token the next POST needs).
+type member struct {
+	e    *env
+	c    *http.Client
+	last response
+}
+
+func (e *env) newMember() *member {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return &member{e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+// get fetches a path of the service (or an absolute URL).
+func (m *member) get(target string) response {
+	m.e.t.Helper()
+	return m.do(http.MethodGet, target, nil)
+}
+
+// post submits a form of the last page: its CSRF token is added unless fields has one.
+func (m *member) post(path string, fields url.Values) response {
+	m.e.t.Helper()
+	if fields == nil {
+		fields = url.Values{}
+	}
+	if _, ok := fields["csrf_token"]; !ok {
+		if tok := hiddenValue(string(m.last.body), "csrf_token"); tok != "" {
+			fields.Set("csrf_token", tok)
+		}
+	}
+	return m.do(http.MethodPost, path, fields)
+}
+
+func (m *member) do(method, target string, form url.Values) response {
+	m.e.t.Helper()
+	if strings.HasPrefix(target, "/") {
+		target = m.e.srv.URL + target
+	}
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, target, body)
+	if err != nil {
+		m.e.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	res, err := m.c.Do(req)
+	if err != nil {
+		m.e.t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		m.e.t.Fatal(err)
+	}
+	m.last = response{status: res.StatusCode, header: res.Header, body: b}
+	return m.last
+}
+
+// login walks /bind/login → CAS (a ticket issued for number) → /bind/cas and returns that page.
+func (m *member) login(number string) response {
+	m.e.t.Helper()
+	r := m.get("/bind/login")
+	if r.status != http.StatusFound {
+		m.e.t.Fatalf("/bind/login: status %d", r.status)
+	}
+	service := m.e.baseURL + "/bind/cas"
+	ticket := m.e.cas.IssueTicket(number, service)
+	return m.get("/bind/cas?ticket=" + url.QueryEscape(ticket))
+}
+
+var hiddenRe = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// hiddenValue returns the value of the first hidden input called name in an HTML page.
+func hiddenValue(page, name string) string {
+	for _, m := range hiddenRe.FindAllStringSubmatch(page, -1) {
+		if m[1] == name {
+			return htmlUnescape(m[2])
+		}
+	}
+	return ""
+}
+
+func htmlUnescape(s string) string {
+	r := strings.NewReplacer("&#43;", "+", "&#34;", `"`, "&#39;", "'", "&amp;", "&", "&lt;", "<", "&gt;", ">", "&#x2F;", "/")
+	return r.Replace(s)
+}
+
+// hasForm reports whether page holds a form posting to action with an input called input.
+func hasForm(page, action, input string) bool {
+	i := strings.Index(page, fmt.Sprintf(`action="%s"`, action))
+	if i < 0 {
+		return false
+	}
+	rest := page[i:]
+	if end := strings.Index(rest, "</form>"); end >= 0 {
+		rest = rest[:end]
+	}
+	return strings.Contains(rest, fmt.Sprintf(`name="%s"`, input))
+}
