@@ -69,7 +69,8 @@ type Conflict struct {
 //
 // Crash safety: an intent row is written before any WeCom write and closed in the same
 // transaction that inserts the binding, so a member can never exist in WeCom without a trace
-// here; RepairIntents (on start-up) and later requests resolve an open intent by reading WeCom.
+// here; RepairIntents (on start-up and every minute) and later requests resolve an open intent
+// by reading WeCom.
 // Common path: one WeCom call (user/create with to_invite).
 func (s *Service) Bind(ctx context.Context, p *Person, rawMobile string) (*BindResult, error) {
 	mobile, ok := NormalizeMobile(rawMobile)
@@ -89,9 +90,35 @@ func (s *Service) Bind(ctx context.Context, p *Person, rawMobile string) (*BindR
 	intent, err := s.openIntent(ctx, &Intent{Op: "create", Number: p.Number, UserID: p.UserID, Mobile: mobile,
 		Name: p.Name, Type: p.Type, Department: p.Department})
 	if err != nil {
+		if ErrorCode(err) == ECONFLICT {
+			// A concurrent request for the same number may have finished meanwhile.
+			if b, berr := s.LiveBindingOf(ctx, p.Number); berr == nil {
+				return &BindResult{AlreadyBound: b}, nil
+			}
+		}
 		return nil, err
 	}
-	return s.createMember(ctx, p, intent)
+	// A concurrent request may have bound the number between the check above and our intent (it
+	// closes its intent in the transaction that inserts the binding, so one of the two is seen).
+	if b, err := s.LiveBindingOf(ctx, p.Number); err == nil {
+		if intent.Op != "migrate" {
+			s.closeIntent(ctx, intent, "already_bound")
+		}
+		return &BindResult{AlreadyBound: b}, nil
+	} else if ErrorCode(err) != ENOTFOUND {
+		return nil, err
+	}
+	// From here on WeCom is written: finish even if the member closes the page (each WeCom call
+	// has its own deadline).
+	return s.createMember(context.WithoutCancel(ctx), p, intent)
+}
+
+// closeIntent closes an intent whose outcome is settled; a failure is only logged (the intent is
+// then resolved by RepairIntents).
+func (s *Service) closeIntent(ctx context.Context, in *Intent, result string) {
+	if err := s.Store.CloseIntent(ctx, in.ID, result, s.now()); err != nil && ErrorCode(err) != ECONFLICT {
+		s.log().Error("close intent", "number", in.Number, "result", result, "err", err)
+	}
 }
 
 // openIntent records the intent of a WeCom write for a number. If another one is open, a fresh
@@ -108,13 +135,13 @@ func (s *Service) openIntent(ctx context.Context, in *Intent) (*Intent, error) {
 	}
 	open, ferr := s.Store.FindOpenIntent(ctx, in.Number)
 	if ferr != nil {
-		return nil, Errorf(ECONFLICT, "正在为你办理绑定,请稍候刷新页面查看结果。")
+		return nil, Errorf(ECONFLICT, "正在为你办理绑定,请稍等几秒后再次提交查看结果。")
 	}
 	if open.Op == "migrate" && open.Mobile == in.Mobile {
 		return open, nil // retry of a migration whose old member is already released
 	}
 	if s.now().Sub(open.CreatedAt) < intentStale {
-		return nil, Errorf(ECONFLICT, "正在为你办理绑定,请稍候刷新页面查看结果。")
+		return nil, Errorf(ECONFLICT, "正在为你办理绑定,请稍等几秒后再次提交查看结果。")
 	}
 	if err := s.resolveIntent(ctx, open); err != nil {
 		return nil, err
@@ -124,7 +151,7 @@ func (s *Service) openIntent(ctx context.Context, in *Intent) (*Intent, error) {
 	}
 	if err := s.Store.CreateIntent(ctx, in); err != nil {
 		if ErrorCode(err) == ECONFLICT {
-			return nil, Errorf(ECONFLICT, "正在为你办理绑定,请稍候刷新页面查看结果。")
+			return nil, Errorf(ECONFLICT, "正在为你办理绑定,请稍等几秒后再次提交查看结果。")
 		}
 		return nil, err
 	}
@@ -150,16 +177,12 @@ func (s *Service) createMember(ctx context.Context, p *Person, in *Intent) (*Bin
 	switch code := WeComCode(err); {
 	case err == nil:
 	case code == WeComUserIDExists:
-		st, cerr := s.adoptMember(ctx, in, member)
-		if cerr != nil || st == "" {
-			return s.failIntent(ctx, in, cerr)
-		}
-		status = st
+		return s.adoptAndComplete(ctx, in, member)
 	case code == WeComMobileExists:
 		return s.mobileHeldInWeCom(ctx, p, in)
 	case code == WeComMobileInvalid:
 		if in.Op != "migrate" {
-			_ = s.Store.CloseIntent(ctx, in.ID, "failed", s.now()) // nothing was written in WeCom
+			s.closeIntent(ctx, in, "failed") // nothing was written in WeCom
 		}
 		return nil, Errorf(EINVALID, "企业微信不接受该手机号,请检查后重新填写。")
 	case isUnknown(err):
@@ -183,6 +206,19 @@ func (s *Service) createMember(ctx context.Context, p *Person, in *Intent) (*Bin
 	return &BindResult{Binding: b}, nil
 }
 
+// adoptAndComplete adopts the existing member of in's userid and stores the binding.
+func (s *Service) adoptAndComplete(ctx context.Context, in *Intent, want Member) (*BindResult, error) {
+	st, err := s.adoptMember(ctx, in, want)
+	if err != nil {
+		return s.failIntent(ctx, in, err)
+	}
+	b, err := s.completeIntent(ctx, in, st, "bind")
+	if err != nil {
+		return nil, err
+	}
+	return &BindResult{Binding: b}, nil
+}
+
 // adoptMember handles 60102: the userid exists in WeCom, e.g. imported by an admin. A member that
 // has not joined, or joined with the same (or no) mobile, is updated and invited; one that joined
 // with another mobile is refused. It returns the binding status to store, or "" with an error.
@@ -190,6 +226,10 @@ func (s *Service) adoptMember(ctx context.Context, in *Intent, want Member) (Sta
 	m, err := s.WeCom.GetUser(ctx, in.UserID)
 	if err != nil {
 		return "", err
+	}
+	if m.Status == 2 {
+		// user/update without enable would leave it disabled: the member could never join.
+		return "", Errorf(ECONFLICT, "你的企业微信账号(%s)已被停用,无法自助绑定。请联系学校信息化管理部门启用后再试。", maskNumber(m.UserID))
 	}
 	joined := m.Status == 1
 	if joined && m.Mobile != "" && m.Mobile != in.Mobile {
@@ -221,9 +261,13 @@ func (s *Service) mobileHeldInWeCom(ctx context.Context, p *Person, in *Intent) 
 		// The released member still holds the mobile in WeCom: keep the intent for the retry.
 		return nil, Errorf(EUNAVAILABLE, "旧账号正在释放中,请稍后点击“重试”完成换绑。")
 	}
-	_ = s.Store.CloseIntent(ctx, in.ID, "mobile_taken", s.now()) // nothing was written in WeCom
 	c := &Conflict{Message: fmt.Sprintf("手机号 %s 已被企业微信中的其他成员使用。一个手机号只能对应一个成员,请更换手机号;如有疑问,请联系学校信息化管理部门。", MaskMobile(in.Mobile))}
 	holderID, err := s.WeCom.UserIDByMobile(ctx, in.Mobile)
+	if err == nil && strings.EqualFold(holderID, in.UserID) {
+		// Our own userid holds the mobile (WeCom checked the mobile first): adopt it as on 60102.
+		return s.adoptAndComplete(ctx, in, Member{UserID: in.UserID, Name: in.Name, Mobile: in.Mobile, Department: []int64{in.Department}})
+	}
+	s.closeIntent(ctx, in, "mobile_taken") // nothing was written in WeCom
 	if err != nil {
 		s.log().Warn("getuserid after 60104", "mobile", MaskMobile(in.Mobile), "err", err)
 		return &BindResult{Conflict: c}, nil
@@ -243,20 +287,42 @@ func (s *Service) completeIntent(ctx context.Context, in *Intent, status Status,
 		Department: in.Department, Status: status}
 	err := s.Store.Tx(ctx, func(tx Store) error {
 		detail := "member created and invited"
+		if status == StatusActive {
+			detail = "member adopted (already joined)"
+		}
+		var old *Binding
 		if in.MigrateFrom != 0 {
-			detail = "换绑: new member created"
+			var err error
+			if old, err = tx.FindBindingByID(ctx, in.MigrateFrom); err != nil {
+				return err
+			}
+			if old.Status.Live() {
+				// Its member is gone (the new one could not be created otherwise): release the
+				// mobile here too, so that the new binding can hold it.
+				if _, err := tx.UpdateBinding(ctx, old.ID, migratedUpdate(in.Number), migratedEvent(old.Number, in.Number, in.Mobile, actor)); err != nil {
+					return err
+				}
+			}
+			detail = fmt.Sprintf("换绑 %s -> %s: %s", old.Number, in.Number, detail)
 		}
 		if err := tx.CreateBinding(ctx, b, Event{Kind: EventBound, Actor: actorOf(actor), Detail: detail + ", mobile " + MaskMobile(in.Mobile)}); err != nil {
 			return err
 		}
-		if in.MigrateFrom != 0 {
-			if _, err := tx.UpdateBinding(ctx, in.MigrateFrom, BindingUpdate{MigratedTo: Ptr(b.ID)},
-				Event{Kind: EventMigrated, Actor: actorOf(actor), Detail: "换绑 completed: now " + in.Number}); err != nil {
+		if old != nil {
+			if _, err := tx.UpdateBinding(ctx, old.ID, BindingUpdate{MigratedTo: Ptr(b.ID)},
+				Event{Kind: EventMigrated, Actor: actorOf(actor), Detail: fmt.Sprintf("换绑 %s -> %s completed: new binding %d", old.Number, in.Number, b.ID)}); err != nil {
 				return err
 			}
 		}
 		return tx.CloseIntent(ctx, in.ID, "bound", s.now())
 	})
+	if ErrorCode(err) == ECONFLICT {
+		// A concurrent request (or the repair) stored this very binding first.
+		if live, lerr := s.LiveBindingOf(ctx, in.Number); lerr == nil && strings.EqualFold(live.UserID, in.UserID) {
+			s.closeIntent(ctx, in, "already_bound")
+			return live, nil
+		}
+	}
 	if err != nil {
 		// The member exists in WeCom; the intent stays open and is repaired later.
 		return nil, fmt.Errorf("app: store binding of %s: %w", in.Number, err)
@@ -268,15 +334,16 @@ func (s *Service) completeIntent(ctx context.Context, in *Intent, status Status,
 // failIntent closes an intent whose WeCom write certainly did not happen and maps err for the
 // member: temporary WeCom trouble is 503 系统繁忙; an *Error passes through.
 func (s *Service) failIntent(ctx context.Context, in *Intent, err error) (*BindResult, error) {
-	if isUnknown(err) || in.Op == "migrate" {
-		// Still unknown even after reading, or a migration whose old member is already released:
-		// leave the intent open for the repair or the member's retry.
+	code := ErrorCode(err)
+	if isUnknown(err) || (in.Op == "migrate" && (code == EINTERNAL || code == EUNAVAILABLE)) {
+		// Still unknown even after reading, or a migration whose old member is already released
+		// and WeCom failed: leave the intent open for the repair or the member's retry.
 		return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,请稍后重试。")
 	}
-	if cerr := s.Store.CloseIntent(ctx, in.ID, "failed", s.now()); cerr != nil {
-		s.log().Error("close intent", "number", in.Number, "err", cerr)
-	}
-	if ErrorCode(err) != EINTERNAL {
+	// A refusal (an *Error such as a member who joined with another mobile) ends the attempt; a
+	// migration then ends with the old member released, and the member binds anew.
+	s.closeIntent(ctx, in, "failed")
+	if code != EINTERNAL {
 		return nil, err
 	}
 	if WeComTemporary(err) {
@@ -287,7 +354,9 @@ func (s *Service) failIntent(ctx context.Context, in *Intent, err error) (*BindR
 
 // RepairIntents resolves intents left open longer than intentStale (a crash or a lost answer
 // between the WeCom write and the binding insert) by reading WeCom: a member that exists gets its
-// binding; one that does not closes the intent. It returns how many intents it resolved.
+// binding; one that does not closes the intent, except a 换绑 whose old member is already
+// released, which is finished by creating the new member. It never creates a member blindly and
+// never touches a number that already has a live binding. It returns how many it resolved.
 func (s *Service) RepairIntents(ctx context.Context) (int, error) {
 	open, err := s.Store.FindOpenIntents(ctx, s.now().Add(-intentStale))
 	if err != nil {
@@ -305,18 +374,20 @@ func (s *Service) RepairIntents(ctx context.Context) (int, error) {
 }
 
 func (s *Service) resolveIntent(ctx context.Context, in *Intent) error {
+	if _, err := s.LiveBindingOf(ctx, in.Number); err == nil {
+		return s.Store.CloseIntent(ctx, in.ID, "already_bound", s.now())
+	} else if ErrorCode(err) != ENOTFOUND {
+		return err
+	}
 	m, err := s.WeCom.GetUser(ctx, in.UserID)
 	switch {
 	case WeComCode(err) == WeComUserNotFound:
 		if in.Op == "migrate" {
-			return nil // the old member is released; the member's retry creates the new one
+			return s.resumeMigrationIntent(ctx, in)
 		}
 		return s.Store.CloseIntent(ctx, in.ID, "not_created", s.now())
 	case err != nil:
 		return err
-	}
-	if _, err := s.LiveBindingOf(ctx, in.Number); err == nil {
-		return s.Store.CloseIntent(ctx, in.ID, "already_bound", s.now())
 	}
 	status := StatusPending
 	if m.Status == 1 {

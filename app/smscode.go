@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 )
 
@@ -60,7 +61,9 @@ func (s *Service) SendCode(ctx context.Context, mobile, purpose, ip string) erro
 	p := s.SMSPolicy.withDefaults()
 	now := s.now()
 	if last, err := s.Store.LatestSMSCode(ctx, mobile, ""); err == nil {
-		if wait := last.CreatedAt.Add(p.Cooldown).Sub(now); wait > 0 {
+		// A code the provider failed to send was marked used at once: it holds nobody back.
+		undelivered := last.UsedAt != nil && !last.UsedAt.After(last.CreatedAt)
+		if wait := last.CreatedAt.Add(p.Cooldown).Sub(now); wait > 0 && !undelivered {
 			return Errorf(ETOOMANY, "验证码发送过于频繁,请 %d 秒后再试。", int(wait.Seconds())+1)
 		}
 	} else if ErrorCode(err) != ENOTFOUND {
@@ -106,6 +109,7 @@ func (s *Service) SendCode(ctx context.Context, mobile, purpose, ip string) erro
 // are EINVALID; an expired one is EEXPIRED.
 func (s *Service) CheckCode(ctx context.Context, mobile, purpose, code string) error {
 	p := s.SMSPolicy.withDefaults()
+	code = strings.TrimSpace(code)
 	if len(code) != 6 {
 		return Errorf(EINVALID, "请输入短信中的 6 位数字验证码。")
 	}

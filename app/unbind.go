@@ -16,7 +16,7 @@ func (s *Service) MemberFromCode(ctx context.Context, code string) (string, erro
 		return "", s.codeError(err)
 	}
 	if userID == "" {
-		return "", Errorf(ENOTFOUND, "你还不是本单位企业微信成员,没有可以解除的绑定。如需加入,请先完成注册绑定。")
+		return "", Errorf(ENOTFOUND, "你还不是本单位企业微信成员,没有通过本系统绑定的学号/工号。如需加入,请先完成注册绑定。")
 	}
 	return userID, nil
 }

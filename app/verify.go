@@ -2,8 +2,15 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
+
+// ErrVerifyRestart is the cause of a join-verification error that only a fresh start from WeCom
+// can cure: the tfa_code ran out of time or WeCom no longer accepts it. Check with errors.Is; the
+// *Error around it (EEXPIRED) carries the member-facing text.
+var ErrVerifyRestart = errors.New("app: join verification must restart from WeCom")
 
 // tfaLifetime is how long WeCom accepts a tfa_code (and the join-verification code) after
 // auth/get_tfa_info: 5 minutes (WECOM.md §4).
@@ -14,7 +21,7 @@ const tfaLifetime = 5 * time.Minute
 type VerifyState struct {
 	UserID   string `json:"u"`
 	TfaCode  string `json:"c,omitempty"` // tfa mode only
-	IssuedAt int64  `json:"t"`           // unix seconds when WeCom issued the code
+	IssuedAt int64  `json:"t"`           // unix seconds when the code was redeemed
 }
 
 // StartVerify redeems the code WeCom appended to the verification page: auth/get_tfa_info in tfa
@@ -26,16 +33,15 @@ func (s *Service) StartVerify(ctx context.Context, code string) (*VerifyState, *
 	st := &VerifyState{IssuedAt: s.now().Unix()}
 	var err error
 	if s.VerifyMode == "authsucc" {
-		var openID string
-		st.UserID, openID, err = s.WeCom.UserFromCode(ctx, code)
-		if err == nil && st.UserID == "" && openID != "" {
-			return nil, nil, Errorf(ENOTFOUND, "你还不是本单位企业微信成员,请先完成注册绑定。")
-		}
+		st.UserID, _, err = s.WeCom.UserFromCode(ctx, code)
 	} else {
 		st.UserID, st.TfaCode, err = s.WeCom.TfaInfo(ctx, code)
 	}
 	if err != nil {
 		return nil, nil, s.codeError(err)
+	}
+	if st.UserID == "" { // a visitor who is not a member (auth/getuserinfo gave an openid only)
+		return nil, nil, Errorf(ENOTFOUND, "你还不是本单位企业微信成员,请先完成注册绑定。")
 	}
 	b, err := s.Store.FindLiveBinding(ctx, "userid", st.UserID)
 	if ErrorCode(err) == ENOTFOUND {
@@ -50,19 +56,23 @@ func (s *Service) StartVerify(ctx context.Context, code string) (*VerifyState, *
 func (s *Service) codeError(err error) error {
 	switch {
 	case WeComCode(err) == WeComInvalidCode:
-		return Errorf(EEXPIRED, "验证链接已失效或已被使用,请从企业微信重新进入。")
+		return Wrap(EEXPIRED, err, "链接已失效或已被使用,请从企业微信重新进入。")
 	case WeComTemporary(err):
 		return Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,请稍后再试。")
 	}
 	return err
 }
 
+// verifyBinding checks that the verification in st can still be completed and returns the
+// member's live binding. In tfa mode WeCom accepts the tfa_code for 5 minutes only (WECOM.md §4):
+// after that the member must re-enter from WeCom, so the steps refuse at once rather than after
+// an SMS round trip.
 func (s *Service) verifyBinding(ctx context.Context, st *VerifyState) (*Binding, error) {
 	if st == nil || st.UserID == "" {
-		return nil, Errorf(EEXPIRED, "页面已过期,请从企业微信重新进入身份验证页面。")
+		return nil, Wrap(EEXPIRED, ErrVerifyRestart, "页面已过期,请从企业微信重新进入身份验证页面。")
 	}
-	if s.now().Sub(time.Unix(st.IssuedAt, 0)) >= tfaLifetime {
-		return nil, Errorf(EEXPIRED, "验证已超过企业微信规定的 5 分钟时限,请返回企业微信重新进入身份验证页面。")
+	if st.TfaCode != "" && s.now().Sub(time.Unix(st.IssuedAt, 0)) >= tfaLifetime {
+		return nil, Wrap(EEXPIRED, ErrVerifyRestart, "验证已超过企业微信规定的 5 分钟时限,请返回企业微信重新进入身份验证页面。")
 	}
 	b, err := s.Store.FindLiveBinding(ctx, "userid", st.UserID)
 	if ErrorCode(err) == ENOTFOUND {
@@ -102,7 +112,13 @@ func (s *Service) ConfirmVerify(ctx context.Context, st *VerifyState, code strin
 	} else {
 		err = s.WeCom.TfaSucc(ctx, st.UserID, st.TfaCode)
 	}
-	if err != nil {
+	switch {
+	case WeComCode(err) == WeComUserNotFound:
+		return nil, Wrap(ENOTFOUND, err, "你的企业微信账号不存在或已被删除,请重新注册绑定。")
+	case WeComCode(err) == WeComInvalidCode:
+		// The tfa_code was used or ran out: only a fresh start from WeCom gives a new one.
+		return nil, Wrap(EEXPIRED, fmt.Errorf("%w: %w", ErrVerifyRestart, err), "本次验证已失效(企业微信的验证只能使用一次,且须在 5 分钟内完成),请返回企业微信重新进入身份验证页面。")
+	case err != nil:
 		return nil, s.codeError(err)
 	}
 	if err := s.Store.Tx(ctx, func(tx Store) error { return s.activate(ctx, tx, b.UserID, "verify") }); err != nil {

@@ -2,6 +2,9 @@ package handlers
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -62,11 +65,18 @@ func (s *Server) handleBindMobile(c *gin.Context) {
 	}
 	raw := c.PostForm("mobile")
 	res, err := s.svc.Bind(c.Request.Context(), f.Person, raw)
-	switch {
-	case app.ErrorCode(err) == app.EINVALID:
+	switch code := app.ErrorCode(err); {
+	case code == app.EINVALID:
 		s.renderPage(c, http.StatusBadRequest, "bind_mobile", &pageView{Title: "绑定手机号", Person: f.Person, Mobile: raw, Error: app.ErrorMessage(err)})
+	case code == app.EUNAVAILABLE:
+		// Nothing is half-done: the same form, filled in, submits again once WeCom recovers.
+		s.log.Warn("bind: dependency unavailable", "err", err, "request_id", RequestID(c.Request.Context()))
+		s.renderPage(c, http.StatusServiceUnavailable, "bind_mobile", &pageView{Title: "系统繁忙", Person: f.Person, Mobile: raw,
+			Error: app.ErrorMessage(err) + "你填写的信息已保留,稍后点击“下一步”重试即可。"})
+	case code == app.ECONFLICT:
+		s.renderBindRefusal(c, f, http.StatusConflict, err)
 	case err != nil:
-		s.renderAppError(c, err, action{Label: "返回重新填写", URL: "/bind/login"})
+		s.renderAppError(c, err, action{Label: "重新开始", URL: "/bind"})
 	case res.AlreadyBound != nil:
 		s.renderAlreadyBound(c, res.AlreadyBound)
 	case res.Conflict != nil:
@@ -76,9 +86,15 @@ func (s *Server) handleBindMobile(c *gin.Context) {
 	}
 }
 
+// renderBindRefusal answers a refused bind step with its message and the mobile form, so that the
+// member can go on with another mobile without logging in again.
+func (s *Server) renderBindRefusal(c *gin.Context, f *flow, status int, err error) {
+	s.renderPage(c, status, "conflict", &pageView{Title: errorTitles[app.ErrorCode(err)],
+		Paragraphs: []string{app.ErrorMessage(err)}, Person: f.Person})
+}
+
 func (s *Server) renderConflict(c *gin.Context, f *flow, raw string, cf *app.Conflict) {
-	v := &pageView{Title: "手机号已被使用", Paragraphs: []string{cf.Message},
-		Actions: []action{{Label: "换一个手机号", URL: "/bind/login"}}}
+	v := &pageView{Title: "手机号已被使用", Paragraphs: []string{cf.Message}, Person: f.Person}
 	if cf.MigrateFrom != 0 {
 		mobile, _ := app.NormalizeMobile(raw)
 		f.Mobile, f.MigrateFrom, f.CodeSent = mobile, cf.MigrateFrom, false
@@ -99,7 +115,18 @@ func (s *Server) handleMigrateCode(c *gin.Context) {
 		return
 	}
 	err = s.svc.SendMigrateCode(c.Request.Context(), f.Person, f.MigrateFrom, f.Mobile, c.ClientIP())
-	if err != nil && !(app.ErrorCode(err) == app.ETOOMANY && f.CodeSent) {
+	switch code := app.ErrorCode(err); {
+	case err == nil || (code == app.ETOOMANY && f.CodeSent):
+		// sent, or an earlier code is still on its way: the code form (with the notice)
+	case code == app.ETOOMANY:
+		// e.g. a code for another purpose went to that mobile a moment ago: offer it again
+		s.renderPage(c, http.StatusTooManyRequests, "conflict", &pageView{Title: errorTitles[code],
+			Paragraphs: []string{app.ErrorMessage(err)}, Person: f.Person, MigrateFrom: f.MigrateFrom, Mobile: app.MaskMobile(f.Mobile)})
+		return
+	case code == app.ECONFLICT:
+		s.renderBindRefusal(c, f, http.StatusConflict, err)
+		return
+	default:
 		s.renderAppError(c, err, action{Label: "重新开始", URL: "/bind"})
 		return
 	}
@@ -112,7 +139,11 @@ func (s *Server) handleMigrateCode(c *gin.Context) {
 }
 
 func (s *Server) migrateCodeView(f *flow, errMsg string) *pageView {
-	return &pageView{Title: "换绑验证", Paragraphs: []string{"验证码已发送到 " + app.MaskMobile(f.Mobile) + ",5 分钟内有效。验证通过后,原学号/工号的企业微信账号将被解除,并绑定新学号/工号 " + f.Person.Number + "。"},
+	ttl := s.svc.SMSPolicy.TTL
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	return &pageView{Title: "换绑验证", Paragraphs: []string{"验证码已发送到 " + app.MaskMobile(f.Mobile) + "," + strconv.Itoa(int(ttl.Minutes())) + " 分钟内有效。验证通过后,原学号/工号的企业微信账号将被解除,并绑定新学号/工号 " + f.Person.Number + "。"},
 		Error: errMsg, Mobile: app.MaskMobile(f.Mobile), Action: "/bind/migrate", Submit: "确认换绑", ResendAction: "/bind/migrate/code"}
 }
 
@@ -124,14 +155,22 @@ func (s *Server) handleMigrate(c *gin.Context) {
 		s.flowExpired(c)
 		return
 	}
-	res, err := s.svc.Migrate(c.Request.Context(), f.Person, f.MigrateFrom, f.Mobile, c.PostForm("sms_code"))
+	ctx := c.Request.Context()
+	res, err := s.svc.Migrate(ctx, f.Person, f.MigrateFrom, f.Mobile, strings.TrimSpace(c.PostForm("sms_code")))
 	switch code := app.ErrorCode(err); {
 	case code == app.EINVALID || code == app.EEXPIRED:
 		s.renderPage(c, http.StatusBadRequest, "code", s.migrateCodeView(f, app.ErrorMessage(err)))
+	case code == app.EUNAVAILABLE && s.svc.MigrationPending(ctx, f.Person, f.MigrateFrom):
+		// The code was accepted and the migration recorded: a retry continues it, no new code.
+		s.log.Warn("migrate: dependency unavailable", "err", err, "request_id", RequestID(ctx))
+		s.renderPage(c, http.StatusServiceUnavailable, "conflict", &pageView{Title: "换绑未完成", Icon: "wait",
+			Paragraphs: []string{app.ErrorMessage(err), "验证码已通过,本次换绑已记录,无需重新获取验证码。请稍后点击“重试”继续完成换绑。"},
+			Action:     "/bind/migrate", Submit: "重试"})
 	case code == app.EUNAVAILABLE:
-		s.renderPage(c, http.StatusServiceUnavailable, "code", &pageView{Title: "换绑未完成",
-			Paragraphs: []string{app.ErrorMessage(err), "已验证的操作会被保留,请稍后点击“重试”继续。"},
-			Mobile:     app.MaskMobile(f.Mobile), Action: "/bind/migrate", Submit: "重试"})
+		s.log.Warn("migrate: dependency unavailable", "err", err, "request_id", RequestID(ctx))
+		s.renderPage(c, http.StatusServiceUnavailable, "code", s.migrateCodeView(f, app.ErrorMessage(err)+"请稍后重新获取验证码再试。"))
+	case code == app.ECONFLICT:
+		s.renderBindRefusal(c, f, http.StatusConflict, err)
 	case err != nil:
 		s.renderAppError(c, err, action{Label: "重新开始", URL: "/bind"})
 	case res.AlreadyBound != nil:
@@ -146,7 +185,7 @@ func (s *Server) handleMigrate(c *gin.Context) {
 func (s *Server) renderAlreadyBound(c *gin.Context, b *app.Binding) {
 	v := &pageView{Title: "该学号/工号已绑定", Icon: "info", Binding: newBindingView(b)}
 	if b.Status == app.StatusPending {
-		v.Paragraphs = []string{"你已完成注册,但还没有加入企业微信。请按下方指引关注加入;如果注册时填写的不是当前微信绑定的手机号,关注后请进入“微校园助手”完成身份验证。"}
+		v.Paragraphs = []string{"你已完成注册,但还没有加入企业微信。请按下方指引关注加入;如果注册时填写的不是当前微信绑定的手机号,加入时企业微信会打开“身份验证”页面,输入短信验证码即可。"}
 		v.QRCodeURL = s.svc.JoinQRCode(c.Request.Context())
 		s.renderPage(c, http.StatusOK, "follow", v)
 		return
@@ -157,6 +196,12 @@ func (s *Server) renderAlreadyBound(c *gin.Context, b *app.Binding) {
 }
 
 func (s *Server) renderFollow(c *gin.Context, b *app.Binding, title string) {
+	if b.Status == app.StatusActive {
+		// An admin-imported member who had already joined: nothing left to do.
+		s.renderMessage(c, http.StatusOK, &pageView{Title: title, Icon: "success", Binding: newBindingView(b),
+			Paragraphs: []string{"你已加入企业微信,学号/工号已绑定成功,可以直接在微信或企业微信中进入“微校园助手”。"}})
+		return
+	}
 	s.renderPage(c, http.StatusOK, "follow", &pageView{Title: title, Binding: newBindingView(b),
 		Paragraphs: []string{"企业微信账号已创建,邀请已发送到手机号 " + app.MaskMobile(b.Mobile) + "。请立即关注加入。"},
 		QRCodeURL:  s.svc.JoinQRCode(c.Request.Context())})

@@ -70,10 +70,11 @@ type env struct {
 type envConfig struct {
 	corpID, appToken, appKey string
 	noContacts               bool
-	log                      io.Writer  // nil: the captured buffer only
-	level                    slog.Level // default debug; benchmarks use serve's info
-	localBase                bool       // base_url is the test server's own http:// origin
-	mysql                    bool       // the store is a fresh MariaDB database (TEST_MYSQL_DSN)
+	log                      io.Writer     // nil: the captured buffer only
+	level                    slog.Level    // default debug; benchmarks use serve's info
+	localBase                bool          // base_url is the test server's own http:// origin
+	mysql                    bool          // the store is a fresh MariaDB database (TEST_MYSQL_DSN)
+	wecomTimeout             time.Duration // deadline of one WeCom call; 0: the client's default
 }
 
 type envOption func(*envConfig)
@@ -132,7 +133,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	tb.Cleanup(e.sim.Close)
 	client, err := wecom.New(wecom.Config{
 		CorpID: cfg.corpID, AppSecret: e.sim.AppSecret(), ContactsSecret: e.sim.ContactsSecret(),
-		AgentID: e.sim.AgentID(), APIBase: e.sim.URL(),
+		AgentID: e.sim.AgentID(), APIBase: e.sim.URL(), Timeout: cfg.wecomTimeout,
 	}, log)
 	if err != nil {
 		tb.Fatal(err)

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -20,29 +21,39 @@ func (s *Server) startOAuth(c *gin.Context, kind, path string) {
 	c.Redirect(http.StatusFound, s.authURL(s.cfg.BaseURL+path, st))
 }
 
+// errRendered is returned by a helper that has already answered the request.
+var errRendered = errors.New("handlers: answered")
+
 // oauthMember completes an OAuth return for kind: the state must be the one this browser was
-// given (single use), the code is redeemed for the member's userid. It renders the error page
-// and returns "" on failure.
-func (s *Server) oauthMember(c *gin.Context, kind string) string {
+// given (single use), then the code is redeemed for the member's userid. A bad state is answered
+// here with 403 and errRendered; a code WeCom refuses, or a visitor who is not a member
+// (ENOTFOUND), comes back as the error for the caller to render.
+func (s *Server) oauthMember(c *gin.Context, kind string) (string, error) {
 	f, err := s.flows.load(c, kind)
 	if err != nil || !stateMatches(f.State, c.Query("state")) {
 		s.renderMessage(c, http.StatusForbidden, restartPage("链接已失效",
 			"该授权链接已使用、已过期或不是从本页面发起的。", c.Request.URL.Path))
-		return ""
+		return "", errRendered
 	}
 	f.State = "" // single use
 	userID, err := s.svc.MemberFromCode(c.Request.Context(), c.Query("code"))
 	if err != nil {
 		s.flows.clear(c)
-		s.renderAppError(c, err, action{Label: "去注册绑定", URL: "/bind"})
-		return ""
+		return "", err
 	}
 	f.UserID = userID
 	if err := s.flows.save(c, f); err != nil {
-		s.renderAppError(c, err)
-		return ""
+		return "", err
 	}
-	return userID
+	return userID, nil
+}
+
+// renderOAuthError renders an error of oauthMember (unless it answered already).
+func (s *Server) renderOAuthError(c *gin.Context, err error) {
+	if errors.Is(err, errRendered) {
+		return
+	}
+	s.renderAppError(c, err, action{Label: "去注册绑定", URL: "/bind"})
 }
 
 // handleUnbind handles "GET /unbind": OAuth, then the binding and the SMS form.
@@ -51,8 +62,9 @@ func (s *Server) handleUnbind(c *gin.Context) {
 		s.startOAuth(c, "unbind", "/unbind")
 		return
 	}
-	userID := s.oauthMember(c, "unbind")
-	if userID == "" {
+	userID, err := s.oauthMember(c, "unbind")
+	if err != nil {
+		s.renderOAuthError(c, err)
 		return
 	}
 	b, err := s.svc.BindingOfMember(c.Request.Context(), userID)
@@ -114,19 +126,27 @@ func (s *Server) handleUnbindConfirm(c *gin.Context) {
 		Actions: []action{{Label: "绑定新的学号/工号", URL: "/bind", Primary: true}}})
 }
 
-// handleMe handles "GET /me": OAuth, then the member's own binding and what to do next.
+// handleMe handles "GET /me": OAuth, then the member's own binding and what to do next. /me is a
+// status page: a member without a binding also gets 200, with the way to bind.
 func (s *Server) handleMe(c *gin.Context) {
 	if c.Query("code") == "" {
 		s.startOAuth(c, "me", "/me")
 		return
 	}
-	userID := s.oauthMember(c, "me")
-	if userID == "" {
-		return
+	userID, err := s.oauthMember(c, "me")
+	var b *app.Binding
+	if err == nil {
+		b, err = s.svc.BindingOfMember(c.Request.Context(), userID)
 	}
-	b, err := s.svc.BindingOfMember(c.Request.Context(), userID)
-	if err != nil {
-		s.renderAppError(c, err, action{Label: "去注册绑定", URL: "/bind", Primary: true})
+	if errors.Is(err, errRendered) {
+		return
+	} else if app.ErrorCode(err) == app.ENOTFOUND {
+		s.renderMessage(c, http.StatusOK, &pageView{Title: "我的绑定", Icon: "info",
+			Paragraphs: []string{app.ErrorMessage(err), "学生和教职工可以用统一身份认证账号注册绑定。"},
+			Actions:    []action{{Label: "去注册绑定", URL: "/bind", Primary: true}}})
+		return
+	} else if err != nil {
+		s.renderAppError(c, err)
 		return
 	}
 	v := &pageView{Title: "我的绑定", Icon: "info", Binding: newBindingView(b)}

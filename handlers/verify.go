@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -55,13 +56,17 @@ func (s *Server) showVerifyStatus(c *gin.Context, f *flow, code string) {
 	s.renderMessage(c, http.StatusOK, v)
 }
 
+// renderVerifyError renders a verify failure: no binding sends the member to bind; an expired or
+// used WeCom code (or tfa_code) tells them to re-enter from WeCom, which is the only way to get a
+// new one.
 func (s *Server) renderVerifyError(c *gin.Context, err error) {
 	switch app.ErrorCode(err) {
 	case app.ENOTFOUND:
 		s.renderAppError(c, err, action{Label: "去注册绑定", URL: "/bind", Primary: true})
 	case app.EEXPIRED:
-		s.renderMessage(c, http.StatusBadRequest, &pageView{Title: "验证已超时",
-			Paragraphs: []string{app.ErrorMessage(err), "请返回企业微信,重新进入“微校园助手”的身份验证页面。"}})
+		s.flows.clear(c)
+		s.renderMessage(c, http.StatusBadRequest, &pageView{Title: "验证已失效",
+			Paragraphs: []string{app.ErrorMessage(err), "关闭本页后回到企业微信重新操作,企业微信会再次打开身份验证页面。"}})
 	default:
 		s.renderAppError(c, err)
 	}
@@ -113,14 +118,21 @@ func (s *Server) handleVerifyConfirm(c *gin.Context) {
 		return
 	}
 	b, err := s.svc.ConfirmVerify(c.Request.Context(), f.Verify, c.PostForm("sms_code"))
-	if code := app.ErrorCode(err); code == app.EINVALID {
-		mobile := ""
-		if b2, berr := s.svc.BindingOfMember(c.Request.Context(), f.Verify.UserID); berr == nil {
-			mobile = b2.Mobile
-		}
-		s.renderPage(c, http.StatusBadRequest, "code", verifyCodeView(mobile, app.ErrorMessage(err)))
+	switch code := app.ErrorCode(err); {
+	case err == nil:
+	case errors.Is(err, app.ErrVerifyRestart):
+		s.renderVerifyError(c, err)
 		return
-	} else if err != nil {
+	case code == app.EINVALID || code == app.EEXPIRED:
+		// A wrong, used or expired SMS code: ask again, with a resend button.
+		cur, berr := s.svc.BindingOfMember(c.Request.Context(), f.Verify.UserID)
+		if berr != nil {
+			s.renderVerifyError(c, berr)
+			return
+		}
+		s.renderPage(c, http.StatusBadRequest, "code", verifyCodeView(cur.Mobile, app.ErrorMessage(err)))
+		return
+	default:
 		s.renderVerifyError(c, err)
 		return
 	}

@@ -1,0 +1,316 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wecampus/wecampus/app"
+	"github.com/wecampus/wecampus/store"
+)
+
+// smsRecorder is an app.SMS that records what it was asked to send, or fails when told to.
+type smsRecorder struct {
+	mu   sync.Mutex
+	sent []sentSMS
+	fail error
+}
+
+type sentSMS struct{ mobile, code, purpose, message string }
+
+func (r *smsRecorder) Send(_ context.Context, mobile, code, purpose, message string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.sent = append(r.sent, sentSMS{mobile, code, purpose, message})
+	return nil
+}
+
+func (r *smsRecorder) last(t *testing.T) sentSMS {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sent) == 0 {
+		t.Fatal("no SMS sent")
+	}
+	return r.sent[len(r.sent)-1]
+}
+
+func (r *smsRecorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sent)
+}
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// newSMSService is an app.Service over a real SQLite store with a recording SMS provider and a
+// controllable clock.
+func newSMSService(t *testing.T, policy app.SMSPolicy) (*app.Service, *smsRecorder, *fakeClock, *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 9, 1, 8, 0, 0, 0, time.UTC)}
+	db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "sms.db")}, clock.now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if policy.Secret == nil {
+		policy.Secret = []byte("sms-test-secret")
+	}
+	rec := &smsRecorder{}
+	return &app.Service{Store: db, SMS: rec, SMSPolicy: policy, Now: clock.now}, rec, clock, db
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if app.ErrorCode(err) != code {
+		t.Fatalf("err = %v, want code %q", err, code)
+	}
+}
+
+func TestSMSCodeIsHashedAndSingleUse(t *testing.T) {
+	ctx := context.Background()
+	svc, rec, _, db := newSMSService(t, app.SMSPolicy{})
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeMigrate, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	sent := rec.last(t)
+	if !regexp.MustCompile(`^[0-9]{6}$`).MatchString(sent.code) || sent.mobile != "13800001234" || sent.purpose != app.PurposeMigrate {
+		t.Fatalf("sent %+v", sent)
+	}
+	if !strings.Contains(sent.message, sent.code) || !strings.Contains(sent.message, "5 分钟") {
+		t.Fatalf("message %q", sent.message)
+	}
+	stored, err := db.LatestSMSCode(ctx, "13800001234", app.PurposeMigrate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored.Hash, sent.code) || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(stored.Hash) {
+		t.Fatalf("stored hash %q for code %s", stored.Hash, sent.code)
+	}
+	// The hash is keyed: another secret gives another hash for the same code.
+	other, _, _, odb := newSMSService(t, app.SMSPolicy{Secret: []byte("another secret")})
+	if err := other.SendCode(ctx, "13800001234", app.PurposeMigrate, ""); err != nil {
+		t.Fatal(err)
+	}
+	if s2, _ := odb.LatestSMSCode(ctx, "13800001234", app.PurposeMigrate); s2.Hash == stored.Hash {
+		t.Fatal("two secrets, same hash (codes are random, so this would also be a 1e-6 fluke)")
+	}
+	if stored.IP != "10.0.0.1" || !stored.ExpiresAt.Equal(stored.CreatedAt.Add(5*time.Minute)) {
+		t.Fatalf("stored %+v", stored)
+	}
+
+	wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeVerify, sent.code), app.EINVALID)  // other purpose
+	wantCode(t, svc.CheckCode(ctx, "13900001234", app.PurposeMigrate, sent.code), app.EINVALID) // other mobile
+	if err := svc.CheckCode(ctx, "13800001234", app.PurposeMigrate, " "+sent.code+" "); err != nil {
+		t.Fatalf("right code: %v", err)
+	}
+	wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeMigrate, sent.code), app.EINVALID) // used
+}
+
+func TestSMSCodeCooldownAndDailyCap(t *testing.T) {
+	ctx := context.Background()
+	svc, rec, clock, _ := newSMSService(t, app.SMSPolicy{DailyLimit: 3})
+	send := func(purpose string) error { return svc.SendCode(ctx, "13800001234", purpose, "") }
+
+	if err := send(app.PurposeVerify); err != nil {
+		t.Fatal(err)
+	}
+	// One send per mobile per minute, whatever the purpose.
+	wantCode(t, send(app.PurposeVerify), app.ETOOMANY)
+	wantCode(t, send(app.PurposeMigrate), app.ETOOMANY)
+	clock.advance(59 * time.Second)
+	err := send(app.PurposeVerify)
+	wantCode(t, err, app.ETOOMANY)
+	if !strings.Contains(app.ErrorMessage(err), "秒后再试") {
+		t.Fatalf("cooldown message %q", app.ErrorMessage(err))
+	}
+	// Another mobile is not held back.
+	if err := svc.SendCode(ctx, "13900001234", app.PurposeVerify, ""); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(time.Second)
+	if err := send(app.PurposeMigrate); err != nil {
+		t.Fatalf("after the cooldown: %v", err)
+	}
+	clock.advance(time.Minute)
+	if err := send(app.PurposeUnbind); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(time.Minute)
+	err = send(app.PurposeVerify)
+	wantCode(t, err, app.ETOOMANY) // the 4th in a day
+	if !strings.Contains(app.ErrorMessage(err), "今日") {
+		t.Fatalf("daily cap message %q", app.ErrorMessage(err))
+	}
+	if n := rec.count(); n != 4 { // 3 to the first mobile, 1 to the other
+		t.Fatalf("%d SMS sent", n)
+	}
+	clock.advance(24 * time.Hour)
+	if err := send(app.PurposeVerify); err != nil {
+		t.Fatalf("a day later: %v", err)
+	}
+}
+
+func TestSMSCodeWrongAttempts(t *testing.T) {
+	ctx := context.Background()
+	svc, rec, _, db := newSMSService(t, app.SMSPolicy{})
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeUnbind, ""); err != nil {
+		t.Fatal(err)
+	}
+	code := rec.last(t).code
+	wrong := "000000"
+	if code == wrong {
+		wrong = "000001"
+	}
+	// Malformed input is refused without costing an attempt.
+	for _, bad := range []string{"", "12345", "1234567"} {
+		wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeUnbind, bad), app.EINVALID)
+	}
+	for i := 1; i <= 5; i++ {
+		err := svc.CheckCode(ctx, "13800001234", app.PurposeUnbind, wrong)
+		wantCode(t, err, app.EINVALID)
+		if left := 5 - i; left > 0 && !strings.Contains(app.ErrorMessage(err), fmt.Sprintf("还可尝试 %d 次", left)) {
+			t.Fatalf("attempt %d: %q", i, app.ErrorMessage(err))
+		}
+	}
+	stored, _ := db.LatestSMSCode(ctx, "13800001234", app.PurposeUnbind)
+	if stored.Attempts != 5 {
+		t.Fatalf("attempts = %d", stored.Attempts)
+	}
+	err := svc.CheckCode(ctx, "13800001234", app.PurposeUnbind, code)
+	wantCode(t, err, app.EINVALID)
+	if !strings.Contains(app.ErrorMessage(err), "错误次数过多") {
+		t.Fatalf("exhausted: %q", app.ErrorMessage(err))
+	}
+}
+
+func TestSMSCodeConcurrentGuesses(t *testing.T) {
+	// Concurrent wrong guesses are all counted: no more than MaxAttempts guesses get through.
+	ctx := context.Background()
+	svc, rec, _, db := newSMSService(t, app.SMSPolicy{})
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeVerify, ""); err != nil {
+		t.Fatal(err)
+	}
+	code := rec.last(t).code
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			guess := fmt.Sprintf("%06d", 999999-i)
+			if guess == code {
+				guess = "abcdef"
+			}
+			_ = svc.CheckCode(ctx, "13800001234", app.PurposeVerify, guess)
+		}()
+	}
+	wg.Wait()
+	stored, _ := db.LatestSMSCode(ctx, "13800001234", app.PurposeVerify)
+	if stored.Attempts < 5 {
+		t.Fatalf("attempts = %d after 30 wrong guesses", stored.Attempts)
+	}
+	wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeVerify, code), app.EINVALID)
+}
+
+func TestSMSCodeExpiry(t *testing.T) {
+	ctx := context.Background()
+	svc, rec, clock, _ := newSMSService(t, app.SMSPolicy{})
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeMigrate, ""); err != nil {
+		t.Fatal(err)
+	}
+	code := rec.last(t).code
+	clock.advance(5*time.Minute - time.Second)
+	if err := svc.CheckCode(ctx, "13800001234", app.PurposeMigrate, code); err != nil {
+		t.Fatalf("just in time: %v", err)
+	}
+	clock.advance(time.Minute)
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeMigrate, ""); err != nil {
+		t.Fatal(err)
+	}
+	code = rec.last(t).code
+	clock.advance(5 * time.Minute)
+	err := svc.CheckCode(ctx, "13800001234", app.PurposeMigrate, code)
+	wantCode(t, err, app.EEXPIRED)
+	if !strings.Contains(app.ErrorMessage(err), "过期") {
+		t.Fatalf("expired: %q", app.ErrorMessage(err))
+	}
+}
+
+func TestSMSCodeNewerSupersedesOlder(t *testing.T) {
+	ctx := context.Background()
+	svc, rec, clock, _ := newSMSService(t, app.SMSPolicy{})
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeVerify, ""); err != nil {
+		t.Fatal(err)
+	}
+	first := rec.last(t).code
+	clock.advance(time.Minute)
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeVerify, ""); err != nil {
+		t.Fatal(err)
+	}
+	second := rec.last(t).code
+	if first != second {
+		wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeVerify, first), app.EINVALID)
+	}
+	if err := svc.CheckCode(ctx, "13800001234", app.PurposeVerify, second); err != nil {
+		t.Fatalf("newest code: %v", err)
+	}
+}
+
+func TestSMSCodePerIPLimit(t *testing.T) {
+	ctx := context.Background()
+	svc, _, clock, _ := newSMSService(t, app.SMSPolicy{IPLimit: 3, IPWindow: time.Hour})
+	for i := 0; i < 3; i++ {
+		if err := svc.SendCode(ctx, fmt.Sprintf("1380000000%d", i), app.PurposeVerify, "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := svc.SendCode(ctx, "13800000009", app.PurposeVerify, "10.0.0.1")
+	wantCode(t, err, app.ETOOMANY)
+	if !strings.Contains(app.ErrorMessage(err), "网络") {
+		t.Fatalf("IP limit message %q", app.ErrorMessage(err))
+	}
+	if err := svc.SendCode(ctx, "13800000009", app.PurposeVerify, "10.0.0.2"); err != nil {
+		t.Fatalf("another IP: %v", err)
+	}
+	clock.advance(time.Hour + time.Second)
+	if err := svc.SendCode(ctx, "13800000008", app.PurposeVerify, "10.0.0.1"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}
+
+func TestSMSCodeSendFailure(t *testing.T) {
+	ctx := context.Background()
+	svc, rec, _, db := newSMSService(t, app.SMSPolicy{})
+	rec.fail = errors.New("gateway down")
+	err := svc.SendCode(ctx, "13800001234", app.PurposeVerify, "")
+	wantCode(t, err, app.EUNAVAILABLE)
+	// The code that never reached the member cannot be used.
+	stored, err := db.LatestSMSCode(ctx, "13800001234", app.PurposeVerify)
+	if err != nil || stored.UsedAt == nil {
+		t.Fatalf("undelivered code: %+v %v", stored, err)
+	}
+	// Nor does it hold the member back: once the gateway works, a code is sent at once.
+	rec.fail = nil
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeVerify, ""); err != nil {
+		t.Fatalf("resend after a failed send: %v", err)
+	}
+	if err := svc.CheckCode(ctx, "13800001234", app.PurposeVerify, rec.last(t).code); err != nil {
+		t.Fatal(err)
+	}
+}
