@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -62,13 +63,13 @@ func (j bindingJSON) row() []string {
 func (c *cli) bindingCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "binding",
-		Short: "look up and list bindings (学号/工号 → 企业微信 userid)",
+		Short: "look up, list and release bindings (学号/工号 → 企业微信 userid)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError(fmt.Errorf("binding needs a subcommand: get or list"))
+			return usageError(fmt.Errorf("binding needs a subcommand: get, list or unbind"))
 		},
 	}
-	cmd.AddCommand(c.bindingGetCmd(), c.bindingListCmd())
+	cmd.AddCommand(c.bindingGetCmd(), c.bindingListCmd(), c.bindingUnbindCmd())
 	return cmd
 }
 
@@ -130,6 +131,53 @@ func (c *cli) bindingListCmd() *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "only bindings in this status: pending, active, unbound or migrated")
 	cmd.Flags().BoolVar(&asCSV, "csv", false, "print CSV with a header row")
 	return cmd
+}
+
+func (c *cli) bindingUnbindCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "unbind NUMBER",
+		Short: "admin unbind: delete the WeCom member of NUMBER and mark its binding unbound",
+		Long: "Releases the live binding of a 学号/工号: deletes its member in WeCom (user/delete; a member\n" +
+			"already gone counts as deleted), marks the binding unbound with the reason and records an audit\n" +
+			"event. The person can bind again at once. Exit 3 when the number has no live binding.",
+		Example: "  wecampus binding unbind 20210001 --reason \"毕业离校\"",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			number := args[0]
+			return c.withWeComStore(cmd.Context(), func(ctx context.Context, svc *app.Service) error {
+				b, err := svc.AdminUnbind(ctx, number, reason)
+				if app.ErrorCode(err) == app.ENOTFOUND {
+					msg := fmt.Sprintf("number %q has no live binding: nothing to unbind", number)
+					if last, ferr := svc.FindBinding(ctx, number); ferr == nil && last.Number == number {
+						msg += fmt.Sprintf(" (its latest binding is %s since %s)", last.Status, rfc3339(last.UpdatedAt))
+					}
+					return &exitError{code: exitNotFound, err: errors.New(msg)}
+				} else if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(c.stdout, "ok   %s unbound: WeCom member %s deleted, binding status %s (reason: %s)\n",
+					b.Number, b.UserID, b.Status, b.Reason)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, kept in the binding and its audit trail (default \"unbound by admin\")")
+	return cmd
+}
+
+// withWeComStore opens the store (no migration) and runs fn with a Service that can also call
+// WeCom: what admin writes need.
+func (c *cli) withWeComStore(ctx context.Context, fn func(context.Context, *app.Service) error) error {
+	return c.withService(ctx, func(ctx context.Context, svc *app.Service) error {
+		wc, err := newWeComClient(c.cfg, nil, svc.Log)
+		if err != nil {
+			return err
+		}
+		svc.WeCom = wc
+		svc.HelpKey = c.cfg.WeCom.HelpKey
+		return fn(ctx, svc)
+	})
 }
 
 // withService opens the store (no migration) and runs fn with a Service that can read bindings.

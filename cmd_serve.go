@@ -98,51 +98,92 @@ func (c *cli) serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	sv, err := assemble(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sv.close(log)
+	h := sv.handler
+	if c.wrapHandler != nil {
+		h = c.wrapHandler(h)
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("server.addr: %w", err)
+	}
+	return c.serveOn(ctx, cfg, log, ln, h, sv.svc, false)
+}
+
+// serving is the assembled service that serve and demo run.
+type serving struct {
+	db            *store.DB
+	svc           *app.Service
+	appCodec      *wecom.Codec
+	contactsCodec *wecom.Codec // nil when the 通讯录同步 event server is not configured
+	handler       http.Handler
+}
+
+// assemble opens and migrates the database, builds the service, repairs bind intents an earlier
+// run left open and builds the HTTP handler. The caller closes it.
+func assemble(ctx context.Context, cfg *Config, log *slog.Logger) (*serving, error) {
 	db, err := openAndMigrate(ctx, cfg, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			log.Error("close database", "err", err)
-		}
-	}()
+	sv := &serving{db: db}
+	if err := sv.build(ctx, cfg, log); err != nil {
+		sv.close(log)
+		return nil, err
+	}
+	return sv, nil
+}
 
+func (sv *serving) build(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc, err := buildService(cfg, db, reg, log)
+	wc, err := newWeComClient(cfg, reg, log)
 	if err != nil {
 		return err
 	}
-	appCodec, contactsCodec, err := buildCodecs(cfg)
-	if err != nil {
+	if sv.svc, err = buildService(cfg, sv.db, wc, log); err != nil {
 		return err
 	}
-	var h http.Handler
-	h, err = handlers.New(handlers.Config{
+	if n, err := sv.svc.RepairIntents(ctx); err != nil {
+		log.Error("repair open bind intents", "err", err)
+	} else if n > 0 {
+		log.Warn("repaired bind intents left open by an earlier run", "count", n)
+	}
+	if sv.appCodec, sv.contactsCodec, err = buildCodecs(cfg); err != nil {
+		return err
+	}
+	sv.handler, err = handlers.New(handlers.Config{
 		BaseURL:        cfg.Server.BaseURL,
 		SessionSecret:  cfg.Server.SessionSecret.Reveal(),
 		TrustedProxies: cfg.Server.TrustedProxies,
 		MaxBodyBytes:   maxBodyBytes,
 	}, handlers.Deps{
-		Service:       svc,
-		AppCodec:      appCodec,
-		ContactsCodec: contactsCodec,
-		Ready:         db.Ping,
+		Service:       sv.svc,
+		AppCodec:      sv.appCodec,
+		ContactsCodec: sv.contactsCodec,
+		Ready:         sv.db.Ping,
 		Registry:      reg,
 		Log:           log,
+		AuthURL:       wc.AuthURL,
 	})
-	if err != nil {
-		return err
-	}
-	if c.wrapHandler != nil {
-		h = c.wrapHandler(h)
-	}
+	return err
+}
 
-	ln, err := net.Listen("tcp", cfg.Server.Addr)
-	if err != nil {
-		return fmt.Errorf("server.addr: %w", err)
+func (sv *serving) close(log *slog.Logger) {
+	if err := sv.db.Close(); err != nil {
+		log.Error("close database", "err", err)
 	}
+}
+
+// serveOn serves h on ln, with the outbox worker of svc, until ctx ends; then it stops accepting
+// connections and lets in-flight requests finish (up to server.shutdown_timeout). Connections
+// still open then are cut; with cutIsClean (the demo) that still counts as a clean stop, else it
+// is an error.
+func (c *cli) serveOn(ctx context.Context, cfg *Config, log *slog.Logger, ln net.Listener, h http.Handler, svc *app.Service, cutIsClean bool) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -177,7 +218,11 @@ func (c *cli) serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		_ = srv.Close() // cut what did not finish in time; the shutdown error is the one to report
+		if !cutIsClean {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		log.Warn("connections still open after the shutdown timeout were closed", "err", err)
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http server: %w", err)
@@ -187,12 +232,8 @@ func (c *cli) serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 }
 
 // buildService wires the use cases to WeCom, CAS, SMS and the store.
-func buildService(cfg *Config, db app.Store, reg prometheus.Registerer, log *slog.Logger) (*app.Service, error) {
+func buildService(cfg *Config, db app.Store, wc app.WeCom, log *slog.Logger) (*app.Service, error) {
 	policy, err := cfg.IdentityPolicy()
-	if err != nil {
-		return nil, err
-	}
-	wc, err := newWeComClient(cfg, reg, log)
 	if err != nil {
 		return nil, err
 	}

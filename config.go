@@ -41,6 +41,7 @@ type Config struct {
 	CAS      CASConfig      `mapstructure:"cas"`
 	Identity IdentityConfig `mapstructure:"identity"`
 	SMS      SMSConfig      `mapstructure:"sms"`
+	Menu     []MenuButton   `mapstructure:"menu"`
 }
 
 // ServerConfig is the server: section.
@@ -115,6 +116,24 @@ type IdentityRule struct {
 	Number     string `mapstructure:"number"`
 	Department int64  `mapstructure:"department"`
 	Label      string `mapstructure:"label"`
+}
+
+// MenuButton is one entry of menu: (and of its sub_button lists): the app menu that `wecampus
+// menu sync` writes (WeCom doc 90231). An empty menu means app.DefaultMenu.
+type MenuButton struct {
+	Type      string       `mapstructure:"type"`
+	Name      string       `mapstructure:"name"`
+	Key       string       `mapstructure:"key"`
+	URL       string       `mapstructure:"url"`
+	SubButton []MenuButton `mapstructure:"sub_button"`
+}
+
+func (b MenuButton) toApp() app.MenuButton {
+	out := app.MenuButton{Type: b.Type, Name: b.Name, Key: b.Key, URL: b.URL}
+	for _, sb := range b.SubButton {
+		out.SubButton = append(out.SubButton, sb.toApp())
+	}
+	return out
 }
 
 // SMSConfig is the sms: section: the provider and the code limits of CONTRACT §4.
@@ -507,6 +526,11 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	// menu: app checks WeCom's limits; its errors name the entry (menu[2].sub_button[0].name).
+	if _, err := c.AppMenu(); err != nil {
+		errs = append(errs, fmt.Errorf("config: %s", oneLine(err.Error())))
+	}
+
 	for _, key := range c.placeholders() {
 		bad(key, "still holds the placeholder value from config.yaml.example: fill it in")
 	}
@@ -553,6 +577,67 @@ func (c *Config) IdentityPolicy() (*app.IdentityPolicy, error) {
 		rules[i] = app.IdentityRuleConfig{Type: r.Type, Number: r.Number, Department: r.Department, Label: r.Label}
 	}
 	return app.NewIdentityPolicy(c.Identity.UserID, rules)
+}
+
+// menuCheckOrigin stands in for server.base_url when resolving the menu's relative URLs while
+// base_url itself is invalid, so that one mistake is reported once, under its own key.
+const menuCheckOrigin = "https://base-url.invalid"
+
+// AppMenu returns the app menu to write: menu: with its relative URLs resolved against
+// server.base_url, or app.DefaultMenu when menu: is empty (its help button then carries
+// wecom.help_key). It checks WeCom's limits, and that every click button carries wecom.help_key:
+// the service answers no other click (CONTRACT §5), so any other key would be a dead button.
+func (c *Config) AppMenu() ([]app.MenuButton, error) {
+	var buttons []app.MenuButton
+	if len(c.Menu) == 0 {
+		buttons = app.DefaultMenu()
+		if c.WeCom.HelpKey != "" { // else wecom.help_key reports itself
+			setHelpKey(buttons, c.WeCom.HelpKey)
+		}
+	} else {
+		for _, b := range c.Menu {
+			buttons = append(buttons, b.toApp())
+		}
+	}
+	base := c.Server.BaseURL
+	if checkOrigin(base) != nil {
+		base = menuCheckOrigin
+	}
+	menu, err := app.BuildMenu(base, buttons)
+	if err != nil {
+		return nil, err
+	}
+	if c.WeCom.HelpKey == "" {
+		return menu, nil
+	}
+	for i, b := range menu {
+		if err := checkClickKey(fmt.Sprintf("menu[%d]", i), b, c.WeCom.HelpKey); err != nil {
+			return nil, err
+		}
+		for j, sb := range b.SubButton {
+			if err := checkClickKey(fmt.Sprintf("menu[%d].sub_button[%d]", i, j), sb, c.WeCom.HelpKey); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return menu, nil
+}
+
+// setHelpKey gives the click buttons of the default menu the configured help key.
+func setHelpKey(buttons []app.MenuButton, key string) {
+	for i := range buttons {
+		if buttons[i].Type == "click" {
+			buttons[i].Key = key
+		}
+		setHelpKey(buttons[i].SubButton, key)
+	}
+}
+
+func checkClickKey(path string, b app.MenuButton, helpKey string) error {
+	if b.Type == "click" && b.Key != helpKey {
+		return fmt.Errorf("%s.key: %q is not answered by wecampus: a click button must use wecom.help_key (%q); use a view button for a link", path, b.Key, helpKey)
+	}
+	return nil
 }
 
 // Secrets returns every non-empty secret value, so that output can be scrubbed of them.

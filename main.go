@@ -26,6 +26,7 @@ const (
 	exitFailure  = 1 // any failure, including a bad config
 	exitUsage    = 2 // unknown command, bad flag or argument
 	exitNotFound = 3 // binding get: no such binding
+	exitDrift    = 4 // reconcile: drift found
 )
 
 func main() {
@@ -111,9 +112,12 @@ func (c *cli) rootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.AddCommand(
 		c.serveCmd(),
+		c.demoCmd(),
 		c.migrateCmd(),
 		c.configCmd(),
 		c.bindingCmd(),
+		c.menuCmd(),
+		c.reconcileCmd(),
 		c.versionCmd(),
 	)
 	return root
