@@ -176,6 +176,13 @@ func (b *browser) click(sel string, status int64) {
 // typeInto types text into the input sel, key by key.
 func (b *browser) typeInto(sel, text string) {
 	b.t.Helper()
+	// Clear first: a refused form keeps what the member typed.
+	if err := chromedp.Do(b.ctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		b.t.Fatalf("wait for %s: %v", sel, err)
+	}
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`(document.querySelector(`+strconv.Quote(sel)+`).value = "") === ""`)); err != nil {
+		b.t.Fatalf("clear %s: %v", sel, err)
+	}
 	if err := chromedp.Do(b.ctx, chromedp.SendKeys(chromedp.CSS(sel), text)); err != nil {
 		b.t.Fatalf("type into %s: %v", sel, err)
 	}

@@ -90,6 +90,19 @@ func (p *IdentityPolicy) Match(id CASIdentity) (*IdentityRule, string, error) {
 	return nil, "", Errorf(EFORBIDDEN, "你的身份类型(%s)不在本系统开放注册的范围内。如有疑问,请联系学校信息化管理部门。", t)
 }
 
+// Label returns the label of the first rule for an identity type (学生, 教职工…), or "".
+func (p *IdentityPolicy) Label(typ string) string {
+	if p == nil {
+		return ""
+	}
+	for _, r := range p.rules {
+		if r.Type == typ {
+			return r.Label
+		}
+	}
+	return ""
+}
+
 // Rules returns the compiled rules in order.
 func (p *IdentityPolicy) Rules() []IdentityRule { return p.rules }
 

@@ -38,7 +38,13 @@ func (s *Server) handleBindSwitch(c *gin.Context) {
 // form, or the already-bound page.
 func (s *Server) handleBindCAS(c *gin.Context) {
 	p, err := s.svc.Authenticate(c.Request.Context(), c.Query("ticket"), s.casService())
-	if err != nil {
+	switch app.ErrorCode(err) {
+	case "":
+	case app.EFORBIDDEN:
+		// The CAS account is not admitted: logging in again as the same person cannot help.
+		s.renderAppError(c, err, action{Label: "使用其他账号登录", URL: "/bind/switch"})
+		return
+	default:
 		s.renderAppError(c, err, action{Label: "重新登录", URL: "/bind/login", Primary: true})
 		return
 	}
@@ -178,12 +184,13 @@ func (s *Server) handleMigrate(c *gin.Context) {
 	case res.Conflict != nil:
 		s.renderConflict(c, f, f.Mobile, res.Conflict)
 	default:
-		s.renderFollow(c, res.Binding, "换绑成功")
+		s.renderFollow(c, res.Binding, "换绑成功",
+			"原学号/工号的企业微信账号已删除。请用同一个微信重新关注加入,即可使用新学号/工号。")
 	}
 }
 
 func (s *Server) renderAlreadyBound(c *gin.Context, b *app.Binding) {
-	v := &pageView{Title: "该学号/工号已绑定", Icon: "info", Binding: newBindingView(b)}
+	v := &pageView{Title: "该学号/工号已绑定", Icon: "info", Binding: s.bindingView(b)}
 	if b.Status == app.StatusPending {
 		v.Paragraphs = []string{"你已完成注册,但还没有加入企业微信。请按下方指引关注加入;如果注册时填写的不是当前微信绑定的手机号,加入时企业微信会打开“身份验证”页面,输入短信验证码即可。"}
 		v.QRCodeURL = s.svc.JoinQRCode(c.Request.Context())
@@ -195,14 +202,14 @@ func (s *Server) renderAlreadyBound(c *gin.Context, b *app.Binding) {
 	s.renderMessage(c, http.StatusOK, v)
 }
 
-func (s *Server) renderFollow(c *gin.Context, b *app.Binding, title string) {
+func (s *Server) renderFollow(c *gin.Context, b *app.Binding, title string, extra ...string) {
 	if b.Status == app.StatusActive {
 		// An admin-imported member who had already joined: nothing left to do.
-		s.renderMessage(c, http.StatusOK, &pageView{Title: title, Icon: "success", Binding: newBindingView(b),
+		s.renderMessage(c, http.StatusOK, &pageView{Title: title, Icon: "success", Binding: s.bindingView(b),
 			Paragraphs: []string{"你已加入企业微信,学号/工号已绑定成功,可以直接在微信或企业微信中进入“微校园助手”。"}})
 		return
 	}
-	s.renderPage(c, http.StatusOK, "follow", &pageView{Title: title, Binding: newBindingView(b),
-		Paragraphs: []string{"企业微信账号已创建,邀请已发送到手机号 " + app.MaskMobile(b.Mobile) + "。请立即关注加入。"},
+	s.renderPage(c, http.StatusOK, "follow", &pageView{Title: title, Binding: s.bindingView(b),
+		Paragraphs: append([]string{"企业微信账号已创建,邀请已发送到手机号 " + app.MaskMobile(b.Mobile) + "。请立即关注加入。"}, extra...),
 		QRCodeURL:  s.svc.JoinQRCode(c.Request.Context())})
 }

@@ -39,12 +39,12 @@ type pageView struct {
 	Person       *app.Person
 	Binding      *bindingView
 	Mobile       string // shown (masked) or prefilled (the member's own input)
+	Typed        string // what the member typed, kept after a refusal
 	QRCodeURL    string
 	MigrateFrom  int64
 	Action       string // code form target
 	Submit       string // code form button
 	ResendAction string
-	ResendMobile string
 }
 
 type action struct {
@@ -65,11 +65,12 @@ var statusText = map[app.Status]string{
 	app.StatusMigrated: "已换绑",
 }
 
-func newBindingView(b *app.Binding) *bindingView {
+func (s *Server) bindingView(b *app.Binding) *bindingView {
 	if b == nil {
 		return nil
 	}
-	return &bindingView{Number: b.Number, Name: app.MaskName(b.Name), Mobile: app.MaskMobile(b.Mobile), Status: statusText[b.Status]}
+	return &bindingView{Number: b.Number, Name: app.MaskName(b.Name), Label: s.svc.Identity.Label(b.Type),
+		Mobile: app.MaskMobile(b.Mobile), Status: statusText[b.Status]}
 }
 
 // renderPage renders a member page into a buffer, then writes it with no-store caching (the

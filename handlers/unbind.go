@@ -72,7 +72,7 @@ func (s *Server) handleUnbind(c *gin.Context) {
 		s.renderAppError(c, err, action{Label: "去注册绑定", URL: "/bind"})
 		return
 	}
-	s.renderPage(c, http.StatusOK, "unbind_show", &pageView{Title: "解除绑定", Binding: newBindingView(b)})
+	s.renderPage(c, http.StatusOK, "unbind_show", &pageView{Title: "解除绑定", Binding: s.bindingView(b)})
 }
 
 // handleUnbindSMS handles "POST /unbind/sms": the code to the bound mobile.
@@ -120,7 +120,7 @@ func (s *Server) handleUnbindConfirm(c *gin.Context) {
 		return
 	}
 	s.flows.clear(c)
-	s.renderMessage(c, http.StatusOK, &pageView{Title: "已解除绑定", Icon: "success", Binding: newBindingView(b),
+	s.renderMessage(c, http.StatusOK, &pageView{Title: "已解除绑定", Icon: "success", Binding: s.bindingView(b),
 		Paragraphs: []string{"学号/工号 " + b.Number + " 已解除绑定,对应的企业微信账号已删除。",
 			"你现在就可以用新的学号/工号重新注册绑定,无需清除微信缓存。"},
 		Actions: []action{{Label: "绑定新的学号/工号", URL: "/bind", Primary: true}}})
@@ -149,10 +149,10 @@ func (s *Server) handleMe(c *gin.Context) {
 		s.renderAppError(c, err)
 		return
 	}
-	v := &pageView{Title: "我的绑定", Icon: "info", Binding: newBindingView(b)}
+	v := &pageView{Title: "我的绑定", Icon: "info", Binding: s.bindingView(b)}
 	if b.Status == app.StatusPending {
-		v.Paragraphs = []string{"你还没有完成加入企业微信。如果注册时填写的不是当前微信绑定的手机号,请完成关注身份验证。"}
-		v.Actions = []action{{Label: "关注身份验证", URL: "/verify", Primary: true}}
+		v.Paragraphs = []string{"你的账号已创建,但还没有完成加入企业微信。请点击企业微信发给你的邀请通知加入;如果注册时填写的手机号与当前微信绑定的手机号不同,加入时企业微信会打开“身份验证”页面,填写注册手机号并输入短信验证码即可。"}
+		v.Actions = []action{{Label: "查看验证状态", URL: "/verify", Primary: true}}
 	} else {
 		v.Icon = "success"
 		v.Paragraphs = []string{"你的学号/工号已绑定企业微信。更换学号/工号(如预科转本科、本科转研究生)或离校时,请解除绑定。"}

@@ -46,7 +46,7 @@ func (s *Server) showVerifyStatus(c *gin.Context, f *flow, code string) {
 		s.renderVerifyError(c, err)
 		return
 	}
-	v := &pageView{Title: "身份验证状态", Icon: "success", Binding: newBindingView(b)}
+	v := &pageView{Title: "身份验证状态", Icon: "success", Binding: s.bindingView(b)}
 	if b.Status == app.StatusActive {
 		v.Paragraphs = []string{"你已完成验证并加入企业微信,无需再次验证。"}
 	} else {
@@ -80,11 +80,14 @@ func (s *Server) handleVerifySMS(c *gin.Context) {
 		return
 	}
 	raw := c.PostForm("mobile")
+	if raw == "" && f.Mobile != "" {
+		raw = f.Mobile // 重新获取验证码: the mobile is in the flow cookie, not in the page
+	}
 	err = s.svc.SendVerifyCode(c.Request.Context(), f.Verify, raw, c.ClientIP())
 	switch app.ErrorCode(err) {
 	case "":
 	case app.EINVALID:
-		s.renderPage(c, http.StatusBadRequest, "verify_mobile", &pageView{Title: "关注身份验证", Error: app.ErrorMessage(err)})
+		s.renderPage(c, http.StatusBadRequest, "verify_mobile", &pageView{Title: "关注身份验证", Typed: raw, Error: app.ErrorMessage(err)})
 		return
 	case app.ETOOMANY:
 		if !f.CodeSent {
@@ -96,7 +99,7 @@ func (s *Server) handleVerifySMS(c *gin.Context) {
 		return
 	}
 	mobile, _ := app.NormalizeMobile(raw)
-	f.CodeSent = true
+	f.CodeSent, f.Mobile = true, mobile
 	if serr := s.flows.save(c, f); serr != nil {
 		s.renderAppError(c, serr)
 		return
@@ -107,7 +110,7 @@ func (s *Server) handleVerifySMS(c *gin.Context) {
 func verifyCodeView(mobile, errMsg string) *pageView {
 	return &pageView{Title: "输入验证码", Paragraphs: []string{"验证码已发送到 " + app.MaskMobile(mobile) + ",5 分钟内有效。"},
 		Error: errMsg, Mobile: app.MaskMobile(mobile), Action: "/verify/confirm", Submit: "完成验证",
-		ResendAction: "/verify/sms", ResendMobile: mobile}
+		ResendAction: "/verify/sms"}
 }
 
 // handleVerifyConfirm handles "POST /verify/confirm": check the code and pass the member.
@@ -137,6 +140,6 @@ func (s *Server) handleVerifyConfirm(c *gin.Context) {
 		return
 	}
 	s.flows.clear(c)
-	s.renderMessage(c, http.StatusOK, &pageView{Title: "验证成功", Icon: "success", Binding: newBindingView(b),
+	s.renderMessage(c, http.StatusOK, &pageView{Title: "验证成功", Icon: "success", Binding: s.bindingView(b),
 		Paragraphs: []string{"你已完成关注身份验证,可以返回企业微信或微信开始使用了。"}})
 }

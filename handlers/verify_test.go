@@ -181,8 +181,11 @@ func TestVerifyWrongAndExpiredCode(t *testing.T) {
 		r = m.post("/verify/confirm", url.Values{"sms_code": {code}})
 		expectStatus(t, "expired code", r, http.StatusBadRequest)
 		expectForm(t, "expired code", r, "/verify/confirm", "sms_code")
-		expectForm(t, "expired code", r, "/verify/sms", "mobile") // resend
+		expectForm(t, "expired code", r, "/verify/sms", "csrf_token") // resend
 		expectPage(t, "expired code", r, "已过期")
+		if strings.Contains(string(r.body), vMobile) {
+			t.Fatal("the code page must not carry the full mobile (the flow cookie does)")
+		}
 
 		if n := e.sim.CallCount("user/tfa_succ"); n != 0 {
 			t.Fatalf("user/tfa_succ called %d times without a valid code", n)
@@ -192,7 +195,7 @@ func TestVerifyWrongAndExpiredCode(t *testing.T) {
 		}
 
 		// A new code (the cooldown is over) passes, within WeCom's window.
-		expectStatus(t, "resend", m.post("/verify/sms", url.Values{"mobile": {vMobile}}), http.StatusOK)
+		expectStatus(t, "resend", m.post("/verify/sms", nil), http.StatusOK) // the page's resend button
 		r = m.post("/verify/confirm", url.Values{"sms_code": {e.smsCode(vMobile, app.PurposeVerify)}})
 		expectStatus(t, "new code", r, http.StatusOK)
 		if got := e.binding(b.ID); got.Status != app.StatusActive {
