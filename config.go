@@ -193,7 +193,7 @@ var configDefaults = map[string]any{
 	"sms.cooldown":            "60s",
 	"sms.daily_limit":         10,
 	"sms.max_attempts":        5,
-	"sms.ip_limit":            20,
+	"sms.ip_limit":            200,
 	"sms.ip_window":           "1h",
 	"sms.tencentcloud.region": "ap-guangzhou",
 }

@@ -157,7 +157,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"sms.cooldown", cfg.SMS.Cooldown, 60 * time.Second},
 		{"sms.daily_limit", cfg.SMS.DailyLimit, 10},
 		{"sms.max_attempts", cfg.SMS.MaxAttempts, 5},
-		{"sms.ip_limit", cfg.SMS.IPLimit, 20},
+		{"sms.ip_limit", cfg.SMS.IPLimit, 200},
 		{"sms.ip_window", cfg.SMS.IPWindow, time.Hour},
 		{"sms.tencentcloud.region", cfg.SMS.TencentCloud.Region, "ap-guangzhou"},
 		{"wecom.app_secret", cfg.WeCom.AppSecret.Reveal(), testAppSecret},

@@ -26,7 +26,7 @@ type SMSPolicy struct {
 	Cooldown    time.Duration // one send per mobile per Cooldown (60s)
 	DailyLimit  int           // sends per mobile per 24 h (10)
 	MaxAttempts int           // wrong attempts per code (5)
-	IPLimit     int           // sends per requesting IP per IPWindow (20)
+	IPLimit     int           // sends per requesting IP per IPWindow (200: a campus NAT hides many members)
 	IPWindow    time.Duration // (1h)
 	// Secret keys the code hash so a database dump does not reveal codes (derive it from
 	// server.session_secret).
@@ -47,7 +47,7 @@ func (p SMSPolicy) withDefaults() SMSPolicy {
 		p.MaxAttempts = 5
 	}
 	if p.IPLimit <= 0 {
-		p.IPLimit = 20
+		p.IPLimit = 200
 	}
 	if p.IPWindow <= 0 {
 		p.IPWindow = time.Hour
