@@ -164,7 +164,10 @@ func apiDefaultHTTPClient() *http.Client {
 	t.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = 3 * time.Second
 	t.ResponseHeaderTimeout = 30 * time.Second
-	t.MaxIdleConnsPerHost = 32
+	// Enrolment-day bursts run many binds at once against one host: keep enough warm TLS
+	// connections that a burst does not pay a handshake per call.
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 128
 	return &http.Client{Transport: t}
 }
 
