@@ -34,6 +34,8 @@ type Service struct {
 	// Log receives operational logs; nil means slog.Default().
 	Log *slog.Logger
 
+	smsLocks stripedLock // per-mobile: the SMS limit checks and the insert happen as one step
+
 	textOnce sync.Once
 	texts    replyTexts
 

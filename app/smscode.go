@@ -8,8 +8,10 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -59,40 +61,11 @@ func (p SMSPolicy) withDefaults() SMSPolicy {
 // and the per-IP limit. Only the code's hash is stored.
 func (s *Service) SendCode(ctx context.Context, mobile, purpose, ip string) error {
 	p := s.SMSPolicy.withDefaults()
-	now := s.now()
-	if last, err := s.Store.LatestSMSCode(ctx, mobile, ""); err == nil {
-		// A code the provider failed to send was marked used at once: it holds nobody back.
-		undelivered := last.UsedAt != nil && !last.UsedAt.After(last.CreatedAt)
-		if wait := last.CreatedAt.Add(p.Cooldown).Sub(now); wait > 0 && !undelivered {
-			return Errorf(ETOOMANY, "验证码发送过于频繁,请 %d 秒后再试。", int(wait.Seconds())+1)
-		}
-	} else if ErrorCode(err) != ENOTFOUND {
-		return err
-	}
-	n, err := s.Store.CountSMSCodes(ctx, mobile, now.Add(-24*time.Hour))
+	c, code, err := s.reserveCode(ctx, p, mobile, purpose, ip)
 	if err != nil {
 		return err
 	}
-	if n >= p.DailyLimit {
-		return Errorf(ETOOMANY, "该手机号今日获取验证码次数已达上限(%d 次),请明天再试。", p.DailyLimit)
-	}
-	if ip != "" {
-		n, err := s.Store.CountSMSCodesByIP(ctx, ip, now.Add(-p.IPWindow))
-		if err != nil {
-			return err
-		}
-		if n >= p.IPLimit {
-			return Errorf(ETOOMANY, "当前网络获取验证码过于频繁,请稍后再试。")
-		}
-	}
-	code, err := randomCode()
-	if err != nil {
-		return fmt.Errorf("app: sms code: %w", err)
-	}
-	c := &SMSCode{Mobile: mobile, Purpose: purpose, Hash: p.hash(mobile, purpose, code), IP: ip, ExpiresAt: now.Add(p.TTL), CreatedAt: now}
-	if err := s.Store.CreateSMSCode(ctx, c); err != nil {
-		return err
-	}
+	now := c.CreatedAt
 	msg := fmt.Sprintf("【微校园助手】你的验证码是 %s,%d 分钟内有效。如非本人操作请忽略。", code, int(p.TTL.Minutes()))
 	if err := s.SMS.Send(ctx, mobile, code, purpose, msg); err != nil {
 		_ = s.Store.UseSMSCode(ctx, c.ID, now) // best effort: a code that was never delivered must not verify
@@ -103,6 +76,59 @@ func (s *Service) SendCode(ctx context.Context, mobile, purpose, ip string) erro
 	}
 	s.log().Info("sms code sent", "mobile", MaskMobile(mobile), "purpose", purpose)
 	return nil
+}
+
+// reserveCode checks the limits and stores a new code for mobile. The check and the insert run
+// under a per-mobile lock, so two simultaneous requests cannot both pass the cooldown (within
+// one replica; across replicas the window is a few milliseconds).
+func (s *Service) reserveCode(ctx context.Context, p SMSPolicy, mobile, purpose, ip string) (*SMSCode, string, error) {
+	mu := s.smsLocks.of(mobile)
+	mu.Lock()
+	defer mu.Unlock()
+	now := s.now()
+	if last, err := s.Store.LatestSMSCode(ctx, mobile, ""); err == nil {
+		// A code the provider failed to send was marked used at once: it holds nobody back.
+		undelivered := last.UsedAt != nil && !last.UsedAt.After(last.CreatedAt)
+		if wait := last.CreatedAt.Add(p.Cooldown).Sub(now); wait > 0 && !undelivered {
+			return nil, "", Errorf(ETOOMANY, "验证码发送过于频繁,请 %d 秒后再试。", int(wait.Seconds())+1)
+		}
+	} else if ErrorCode(err) != ENOTFOUND {
+		return nil, "", err
+	}
+	n, err := s.Store.CountSMSCodes(ctx, mobile, now.Add(-24*time.Hour))
+	if err != nil {
+		return nil, "", err
+	}
+	if n >= p.DailyLimit {
+		return nil, "", Errorf(ETOOMANY, "该手机号今日获取验证码次数已达上限(%d 次),请明天再试。", p.DailyLimit)
+	}
+	if ip != "" {
+		n, err := s.Store.CountSMSCodesByIP(ctx, ip, now.Add(-p.IPWindow))
+		if err != nil {
+			return nil, "", err
+		}
+		if n >= p.IPLimit {
+			return nil, "", Errorf(ETOOMANY, "当前网络获取验证码过于频繁,请稍后再试。")
+		}
+	}
+	code, err := randomCode()
+	if err != nil {
+		return nil, "", fmt.Errorf("app: sms code: %w", err)
+	}
+	c := &SMSCode{Mobile: mobile, Purpose: purpose, Hash: p.hash(mobile, purpose, code), IP: ip, ExpiresAt: now.Add(p.TTL), CreatedAt: now}
+	if err := s.Store.CreateSMSCode(ctx, c); err != nil {
+		return nil, "", err
+	}
+	return c, code, nil
+}
+
+// stripedLock serialises work per key with a fixed number of mutexes (no growth, no cleanup).
+type stripedLock [64]sync.Mutex
+
+func (l *stripedLock) of(key string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &l[h.Sum32()%uint32(len(l))]
 }
 
 // CheckCode verifies code for mobile and purpose and consumes it. Wrong, used or exhausted codes

@@ -314,3 +314,33 @@ func TestSMSCodeSendFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSMSCodeConcurrentSends: a double tap (or a script) sending at once gets one SMS; the rest
+// hit the cooldown.
+func TestSMSCodeConcurrentSends(t *testing.T) {
+	svc, rec, _, _ := newSMSService(t, app.SMSPolicy{})
+	const n = 10
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = svc.SendCode(context.Background(), "13800000077", app.PurposeUnbind, "10.0.0.7")
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch app.ErrorCode(err) {
+		case "":
+			ok++
+		case app.ETOOMANY:
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if ok != 1 || rec.count() != 1 {
+		t.Fatalf("%d sends succeeded, %d SMS sent; want 1 and 1", ok, rec.count())
+	}
+}
