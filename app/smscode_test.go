@@ -319,6 +319,7 @@ func TestSMSCodeSendFailure(t *testing.T) {
 // hit the cooldown.
 func TestSMSCodeConcurrentSends(t *testing.T) {
 	svc, rec, _, _ := newSMSService(t, app.SMSPolicy{})
+	svc.Store = slowLatest{svc.Store} // widen the window between the cooldown check and the insert
 	const n = 10
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -343,4 +344,13 @@ func TestSMSCodeConcurrentSends(t *testing.T) {
 	if ok != 1 || rec.count() != 1 {
 		t.Fatalf("%d sends succeeded, %d SMS sent; want 1 and 1", ok, rec.count())
 	}
+}
+
+// slowLatest delays LatestSMSCode so that concurrent senders all read before any of them writes.
+type slowLatest struct{ app.Store }
+
+func (s slowLatest) LatestSMSCode(ctx context.Context, mobile, purpose string) (*app.SMSCode, error) {
+	c, err := s.Store.LatestSMSCode(ctx, mobile, purpose)
+	time.Sleep(20 * time.Millisecond)
+	return c, err
 }
