@@ -30,7 +30,7 @@ const envPrefix = "WECAMPUS"
 // Config is config.yaml (CONTRACT.md §2 plus the keys documented in README.md). Every leaf key can
 // be overridden by the environment variable WECAMPUS_<PATH> with "_" for ".".
 //
-// To add a section (for example menu:), add a field with a mapstructure tag here, its defaults to
+// To add a section, add a field with a mapstructure tag here, its defaults to
 // configDefaults, its checks to Validate, and its keys to config.yaml.example and README.md; the
 // env bindings are derived from this struct, and TestExampleDocumentsEveryKey catches omissions.
 type Config struct {
@@ -737,7 +737,8 @@ func parseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("must be debug, info, warn or error (got %q)", s)
 }
 
-// newLogger builds the process logger from log:, masking mobiles and names through app's handler.
+// newLogger builds the process logger from log:, masking mobile numbers through app's handler
+// (names are masked where they are logged, with app.MaskName).
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	level, err := parseLevel(c.Level)
 	if err != nil {

@@ -1,6 +1,6 @@
-// Command wecampus is the 微校园助手 service and its admin CLI (CONTRACT.md §1): serve, migrate,
-// config check, binding get/list and version. main.go is the composition root: the only place
-// that knows every concrete type.
+// Command wecampus is the 微校园助手 service and its admin CLI (CONTRACT.md §1): serve, demo,
+// migrate, config check, binding get/list/unbind, menu sync/show, reconcile and version. This
+// package is the composition root: the only place that knows every concrete type.
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -142,14 +143,42 @@ func (c *cli) logger(cfg *Config) *slog.Logger {
 }
 
 // scrub replaces every configured secret in s: driver and upstream errors may quote them.
+// It makes one pass, longest match first, so that a short secret is never found inside an
+// earlier "<redacted>" or inside a longer secret, and the config key names a message cites stay
+// readable even when a secret happens to be part of one (a token "token" in
+// wecom.callback_token).
 func (c *cli) scrub(s string) string {
 	if c.cfg == nil {
 		return s
 	}
-	for _, secret := range c.cfg.Secrets() {
-		s = strings.ReplaceAll(s, secret, redacted)
+	type pair struct{ old, new string }
+	var pairs []pair
+	for _, k := range configKeys() {
+		pairs = append(pairs, pair{k, k})
 	}
-	return s
+	for _, secret := range c.cfg.Secrets() {
+		pairs = append(pairs, pair{secret, redacted})
+	}
+	// A secret that equals a key name is still redacted: it sorts before the key.
+	slices.SortStableFunc(pairs, func(a, b pair) int {
+		if d := len(b.old) - len(a.old); d != 0 {
+			return d
+		}
+		switch {
+		case a.new == b.new:
+			return 0
+		case a.new == redacted:
+			return -1
+		case b.new == redacted:
+			return 1
+		}
+		return 0
+	})
+	args := make([]string, 0, 2*len(pairs))
+	for _, p := range pairs {
+		args = append(args, p.old, p.new)
+	}
+	return strings.NewReplacer(args...).Replace(s)
 }
 
 // exactArgs is cobra.ExactArgs with a usage exit code.

@@ -156,6 +156,14 @@ func TestDedupKey(t *testing.T) {
 	if ev.DedupKey() == ev3.DedupKey() {
 		t.Error("different change types must not collide")
 	}
+	ev4, ev5 := *ev, *ev
+	ev4.Status, ev5.NewUserID = 1, "c"
+	if ev.DedupKey() == ev4.DedupKey() || ev4.DedupKey() == ev5.DedupKey() {
+		t.Error("an activation and a userid change of one member in the same second must not collide")
+	}
+	if ev5copy := ev5; ev5copy.DedupKey() != ev5.DedupKey() {
+		t.Error("a retry must share the key")
+	}
 }
 
 func TestErrors(t *testing.T) {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -17,6 +18,12 @@ type Person struct {
 	Department int64  `json:"d"`
 	Label      string `json:"l"`
 }
+
+// Member-facing messages used by more than one step.
+const (
+	msgMobileInvalid  = "手机号格式不正确:请填写 11 位中国大陆手机号。"
+	msgBindInProgress = "正在为你办理绑定,请稍等几秒后再次提交查看结果。"
+)
 
 // intentStale is how long an open intent may stay open before another request may resolve it by
 // reading WeCom (a crashed process, a request that timed out mid-way).
@@ -75,7 +82,7 @@ type Conflict struct {
 func (s *Service) Bind(ctx context.Context, p *Person, rawMobile string) (*BindResult, error) {
 	mobile, ok := NormalizeMobile(rawMobile)
 	if !ok {
-		return nil, Errorf(EINVALID, "手机号格式不正确:请填写 11 位中国大陆手机号。")
+		return nil, Errorf(EINVALID, msgMobileInvalid)
 	}
 	if b, err := s.LiveBindingOf(ctx, p.Number); err == nil {
 		return &BindResult{AlreadyBound: b}, nil
@@ -135,13 +142,13 @@ func (s *Service) openIntent(ctx context.Context, in *Intent) (*Intent, error) {
 	}
 	open, ferr := s.Store.FindOpenIntent(ctx, in.Number)
 	if ferr != nil {
-		return nil, Errorf(ECONFLICT, "正在为你办理绑定,请稍等几秒后再次提交查看结果。")
+		return nil, Errorf(ECONFLICT, msgBindInProgress)
 	}
 	if open.Op == "migrate" && open.Mobile == in.Mobile {
 		return open, nil // retry of a migration whose old member is already released
 	}
 	if s.now().Sub(open.CreatedAt) < intentStale {
-		return nil, Errorf(ECONFLICT, "正在为你办理绑定,请稍等几秒后再次提交查看结果。")
+		return nil, Errorf(ECONFLICT, msgBindInProgress)
 	}
 	if err := s.resolveIntent(ctx, open); err != nil {
 		return nil, err
@@ -151,13 +158,15 @@ func (s *Service) openIntent(ctx context.Context, in *Intent) (*Intent, error) {
 	}
 	if err := s.Store.CreateIntent(ctx, in); err != nil {
 		if ErrorCode(err) == ECONFLICT {
-			return nil, Errorf(ECONFLICT, "正在为你办理绑定,请稍等几秒后再次提交查看结果。")
+			return nil, Errorf(ECONFLICT, msgBindInProgress)
 		}
 		return nil, err
 	}
 	return in, nil
 }
 
+// mobileConflict explains that holder's live binding holds mobile; when holder is p's own earlier
+// number (same name), it offers 换绑.
 func (s *Service) mobileConflict(p *Person, mobile string, holder *Binding) *Conflict {
 	c := &Conflict{HolderNumber: maskNumber(holder.Number)}
 	if holder.Name == p.Name && holder.Number != p.Number {
@@ -373,6 +382,8 @@ func (s *Service) RepairIntents(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// resolveIntent settles a stale open intent by reading WeCom: the binding is stored if the member
+// exists, the intent closed if it does not (a 换绑 is resumed instead).
 func (s *Service) resolveIntent(ctx context.Context, in *Intent) error {
 	if _, err := s.LiveBindingOf(ctx, in.Number); err == nil {
 		return s.Store.CloseIntent(ctx, in.ID, "already_bound", s.now())
@@ -400,11 +411,14 @@ func (s *Service) resolveIntent(ctx context.Context, in *Intent) error {
 	return err
 }
 
+// isUnknown reports whether err is a WeCom call whose outcome is unknown (timeout, transport).
 func isUnknown(err error) bool {
 	var we *WeComError
-	return asWeCom(err, &we) && we.Unknown
+	return errors.As(err, &we) && we.Unknown
 }
 
+// actorOf maps the actor of a step to the audit actor: system and admin stay, anything else is
+// the member.
 func actorOf(a string) string {
 	if a == ActorSystem || a == ActorAdmin {
 		return a

@@ -168,25 +168,26 @@ func ignoreConflict(err error) error {
 // keywordReply answers a text message: 解绑 / 验证 / 绑定 / 帮助 (CONTRACT §5). 解除绑定 contains
 // 绑定, so unbinding is matched first.
 func (s *Service) keywordReply(content string) string {
+	t := s.replyTexts()
 	switch {
 	case strings.Contains(content, "解绑") || strings.Contains(content, "解除绑定"):
-		s.textOnce.Do(s.buildTexts)
-		return s.texts.unbind
+		return t.unbind
 	case strings.Contains(content, "验证"):
-		s.textOnce.Do(s.buildTexts)
-		return s.texts.verify
+		return t.verify
 	case strings.Contains(content, "绑定"):
-		s.textOnce.Do(s.buildTexts)
-		return s.texts.bind
+		return t.bind
 	case strings.Contains(content, "帮助"):
-		return s.helpText()
+		return t.help
 	}
 	return ""
 }
 
-func (s *Service) helpText() string {
+func (s *Service) helpText() string { return s.replyTexts().help }
+
+// replyTexts returns the passive reply texts, building them on first use.
+func (s *Service) replyTexts() *replyTexts {
 	s.textOnce.Do(s.buildTexts)
-	return s.texts.help
+	return &s.texts
 }
 
 // replyTexts are the passive reply texts, built once from BaseURL.

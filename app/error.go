@@ -26,6 +26,7 @@ type Error struct {
 	Err     error
 }
 
+// Error returns "app: <code>: <message>", followed by the cause when there is one.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("app: %s: %s: %v", e.Code, e.Message, e.Err)
@@ -33,6 +34,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("app: %s: %s", e.Code, e.Message)
 }
 
+// Unwrap returns the cause, so that errors.Is and errors.As see through an *Error.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf returns an *Error with the given code and a formatted message.

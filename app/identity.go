@@ -103,9 +103,6 @@ func (p *IdentityPolicy) Label(typ string) string {
 	return ""
 }
 
-// Rules returns the compiled rules in order.
-func (p *IdentityPolicy) Rules() []IdentityRule { return p.rules }
-
 var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
 
 func (p *IdentityPolicy) render(number, typ string) (string, error) {

@@ -35,7 +35,10 @@ type Inbound struct {
 }
 
 // DedupKey identifies a delivery for de-duplication of WeCom's retries (CONTRACT §5): the MsgId
-// of a message, or FromUserName+CreateTime+Event(+ChangeType+UserID) of an event.
+// of a message, or FromUserName+CreateTime+Event(+ChangeType+UserID) of an event. For
+// change_contact the changed fields with effects (NewUserID, Mobile, Status) are part of the key
+// too: a retry repeats them verbatim, while two different changes of one member within the same
+// second (an activation, then a userid change) must both apply.
 func (in *Inbound) DedupKey() string {
 	var b strings.Builder
 	b.Grow(64)
@@ -56,6 +59,14 @@ func (in *Inbound) DedupKey() string {
 		b.WriteString(in.ChangeType)
 		b.WriteByte(':')
 		b.WriteString(in.UserID)
+		if in.NewUserID != "" || in.Mobile != "" || in.Status != 0 {
+			b.WriteByte(':')
+			b.WriteString(in.NewUserID)
+			b.WriteByte(':')
+			b.WriteString(in.Mobile)
+			b.WriteByte(':')
+			b.WriteString(strconv.Itoa(in.Status))
+		}
 	}
 	return b.String()
 }

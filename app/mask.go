@@ -1,6 +1,9 @@
 package app
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // MaskMobile hides the middle of a mobile number: 13800000000 -> 138****0000.
 func MaskMobile(m string) string {
@@ -19,13 +22,5 @@ func MaskName(n string) string {
 		return ""
 	}
 	r, size := utf8.DecodeRuneInString(n)
-	rest := utf8.RuneCountInString(n[size:])
-	if rest == 0 {
-		return string(r) + "*"
-	}
-	out := string(r)
-	for i := 0; i < rest; i++ {
-		out += "*"
-	}
-	return out
+	return string(r) + strings.Repeat("*", max(1, utf8.RuneCountInString(n[size:])))
 }

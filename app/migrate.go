@@ -5,6 +5,15 @@ import (
 	"fmt"
 )
 
+// msgOldNotReleased answers a 换绑 whose old member WeCom has not deleted yet.
+const msgOldNotReleased = "企业微信系统繁忙,原账号暂未解除,请稍后点击“重试”。"
+
+// errOldReleased refuses a 换绑 from a binding that was released meanwhile: the number is free,
+// so a plain bind does it.
+func errOldReleased(old *Binding) error {
+	return Errorf(ECONFLICT, "原绑定(学号/工号 %s)已解除,请直接重新提交手机号完成绑定。", maskNumber(old.Number))
+}
+
 // checkMigration loads the binding p wants to take over and checks that it is p's own earlier
 // binding holding mobile (same name, another number, live).
 func (s *Service) checkMigration(ctx context.Context, p *Person, fromID int64, mobile string) (*Binding, error) {
@@ -27,7 +36,7 @@ func (s *Service) SendMigrateCode(ctx context.Context, p *Person, fromID int64, 
 		return err
 	}
 	if !old.Status.Live() {
-		return Errorf(ECONFLICT, "原绑定(学号/工号 %s)已解除,请直接重新提交手机号完成绑定。", maskNumber(old.Number))
+		return errOldReleased(old)
 	}
 	return s.SendCode(ctx, mobile, PurposeMigrate, ip)
 }
@@ -53,7 +62,7 @@ func (s *Service) Migrate(ctx context.Context, p *Person, fromID int64, mobile, 
 		return s.continueMigration(context.WithoutCancel(ctx), p, old, in)
 	}
 	if !old.Status.Live() {
-		return nil, Errorf(ECONFLICT, "原绑定(学号/工号 %s)已解除,请直接重新提交手机号完成绑定。", maskNumber(old.Number))
+		return nil, errOldReleased(old)
 	}
 	if err := s.CheckCode(ctx, mobile, PurposeMigrate, code); err != nil {
 		return nil, err
@@ -88,10 +97,10 @@ func (s *Service) continueMigration(ctx context.Context, p *Person, old *Binding
 	if old.Status.Live() {
 		gone, err := s.releaseMember(ctx, old.UserID)
 		if err != nil {
-			return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,原账号暂未解除,请稍后点击“重试”。")
+			return nil, Wrap(EUNAVAILABLE, err, msgOldNotReleased)
 		}
 		if !gone {
-			return nil, Errorf(EUNAVAILABLE, "企业微信系统繁忙,原账号暂未解除,请稍后点击“重试”。")
+			return nil, Errorf(EUNAVAILABLE, msgOldNotReleased)
 		}
 		if err := s.markMigrated(ctx, old, in, ActorMember); err != nil {
 			return nil, err

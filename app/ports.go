@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"time"
 )
 
@@ -93,11 +95,11 @@ type SMSCode struct {
 }
 
 // Intent is written before a WeCom member write so that a crash between the WeCom call and the
-// binding insert can be repaired: an open intent older than a few seconds is resolved by reading
+// binding insert can be repaired: an open intent older than two minutes is resolved by reading
 // WeCom, never by blindly writing again.
 type Intent struct {
 	ID          int64
-	Op          string // create | update | migrate
+	Op          string // create | migrate
 	Number      string
 	UserID      string
 	Mobile      string
@@ -184,10 +186,10 @@ type WeCom interface {
 	// AuthSucc passes a member's legacy join verification (user/authsucc).
 	AuthSucc(ctx context.Context, userID string) error
 
-	// CreateMenu, GetMenu and DeleteMenu manage the app menu (menu/*, app secret, agentid).
+	// CreateMenu writes the app menu (menu/create, app secret, agentid).
 	CreateMenu(ctx context.Context, buttons []MenuButton) error
+	// GetMenu reads the app menu (menu/get); no menu is an empty menu, not an error.
 	GetMenu(ctx context.Context) ([]MenuButton, error)
-	DeleteMenu(ctx context.Context) error
 }
 
 // WeComError is a failed WeCom call. Code is WeCom's errcode; Unknown marks a call whose outcome
@@ -199,46 +201,50 @@ type WeComError struct {
 	Unknown bool
 }
 
+// Error returns "wecom: <op>: errcode <code>: <msg>", or "outcome unknown" for an Unknown call.
 func (e *WeComError) Error() string {
 	if e.Unknown {
 		return "wecom: " + e.Op + ": outcome unknown: " + e.Msg
 	}
-	return "wecom: " + e.Op + ": errcode " + itoa(e.Code) + ": " + e.Msg
+	return "wecom: " + e.Op + ": errcode " + strconv.Itoa(e.Code) + ": " + e.Msg
 }
 
 // WeCom errcodes the use cases branch on (WECOM.md).
 const (
-	WeComBusy           = -1
-	WeComInvalidCode    = 40029
-	WeComFreqLimit      = 45009
-	WeComUserNotFound46 = 46004 // user/getuserid: no member has that mobile
-	WeComUserIDExists   = 60102
-	WeComMobileInvalid  = 60103
-	WeComMobileExists   = 60104
-	WeComUserNotFound   = 60111
+	WeComBusy             = -1
+	WeComInvalidCode      = 40029
+	WeComFreqLimit        = 45009
+	WeComConcurrencyLimit = 45033
+	WeComMobileNotFound   = 46004 // user/getuserid: no member has that mobile
+	WeComUserIDExists     = 60102
+	WeComMobileInvalid    = 60103
+	WeComMobileExists     = 60104
+	WeComUserNotFound     = 60111
 )
 
 // WeComCode returns the WeCom errcode in err's chain, or 0.
 func WeComCode(err error) int {
 	var we *WeComError
-	if asWeCom(err, &we) {
+	if errors.As(err, &we) {
 		return we.Code
 	}
 	return 0
 }
 
 // WeComTemporary reports whether err is a WeCom failure worth retrying later: busy (-1),
-// frequency limit (45009), or an unknown outcome.
+// frequency limit (45009), too many concurrent calls (45033), or an unknown outcome.
 func WeComTemporary(err error) bool {
 	var we *WeComError
-	if !asWeCom(err, &we) {
+	if !errors.As(err, &we) {
 		return false
 	}
-	return we.Unknown || we.Code == WeComBusy || we.Code == WeComFreqLimit || we.Code == 45033
+	return we.Unknown || we.Code == WeComBusy || we.Code == WeComFreqLimit || we.Code == WeComConcurrencyLimit
 }
 
-// SMS sends verification codes. purpose is "verify", "unbind" or "migrate".
+// SMS sends verification codes.
 type SMS interface {
+	// Send delivers code to mobile; message is the full text for providers that send free text,
+	// purpose is PurposeVerify, PurposeUnbind or PurposeMigrate.
 	Send(ctx context.Context, mobile, code, purpose, message string) error
 }
 

@@ -57,6 +57,9 @@ func (p SMSPolicy) withDefaults() SMSPolicy {
 	return p
 }
 
+// CodeTTL is how long an SMS code stays valid (sms.code_ttl, default 5 minutes).
+func (s *Service) CodeTTL() time.Duration { return s.SMSPolicy.withDefaults().TTL }
+
 // SendCode sends a fresh 6-digit code for purpose to mobile, enforcing the cooldown, the daily cap
 // and the per-IP limit. Only the code's hash is stored.
 func (s *Service) SendCode(ctx context.Context, mobile, purpose, ip string) error {
@@ -68,7 +71,11 @@ func (s *Service) SendCode(ctx context.Context, mobile, purpose, ip string) erro
 	now := c.CreatedAt
 	msg := fmt.Sprintf("【微校园助手】你的验证码是 %s,%d 分钟内有效。如非本人操作请忽略。", code, int(p.TTL.Minutes()))
 	if err := s.SMS.Send(ctx, mobile, code, purpose, msg); err != nil {
-		_ = s.Store.UseSMSCode(ctx, c.ID, now) // best effort: a code that was never delivered must not verify
+		// A code that was never delivered must not verify. If marking it fails, it still expires
+		// unseen; the send error is the one to report.
+		if uerr := s.Store.UseSMSCode(ctx, c.ID, now); uerr != nil {
+			s.log().Warn("void undelivered sms code", "mobile", MaskMobile(mobile), "err", uerr)
+		}
 		if ErrorCode(err) == EINTERNAL {
 			return Wrap(EUNAVAILABLE, err, "短信发送失败,请稍后再试。")
 		}

@@ -54,7 +54,7 @@ func (s *Service) Unbind(ctx context.Context, userID, code string) (*Binding, er
 
 // AdminUnbind releases the live binding of number from the CLI.
 func (s *Service) AdminUnbind(ctx context.Context, number, reason string) (*Binding, error) {
-	b, err := s.Store.FindLiveBinding(ctx, "number", number)
+	b, err := s.LiveBindingOf(ctx, number)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(ENOTFOUND, "学号/工号 %s 没有生效中的绑定", number)
 	} else if err != nil {
@@ -66,6 +66,8 @@ func (s *Service) AdminUnbind(ctx context.Context, number, reason string) (*Bind
 	return s.release(ctx, b, ActorAdmin, reason)
 }
 
+// release deletes b's member in WeCom (one already gone counts as deleted) and marks b unbound
+// with reason; a binding released concurrently is returned as it is now.
 func (s *Service) release(ctx context.Context, b *Binding, actor, reason string) (*Binding, error) {
 	if err := s.WeCom.DeleteUser(ctx, b.UserID); err != nil && WeComCode(err) != WeComUserNotFound {
 		if WeComTemporary(err) {

@@ -89,7 +89,7 @@ func (s *Service) SendVerifyCode(ctx context.Context, st *VerifyState, rawMobile
 	}
 	mobile, ok := NormalizeMobile(rawMobile)
 	if !ok {
-		return Errorf(EINVALID, "手机号格式不正确:请填写 11 位中国大陆手机号。")
+		return Errorf(EINVALID, msgMobileInvalid)
 	}
 	if mobile != b.Mobile {
 		return Errorf(EINVALID, "填写的手机号与注册绑定时的手机号(%s)不一致,请填写注册时使用的手机号。", MaskMobile(b.Mobile))

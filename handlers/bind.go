@@ -2,9 +2,7 @@ package handlers
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -79,16 +77,26 @@ func (s *Server) handleBindMobile(c *gin.Context) {
 		s.log.Warn("bind: dependency unavailable", "err", err, "request_id", RequestID(c.Request.Context()))
 		s.renderPage(c, http.StatusServiceUnavailable, "bind_mobile", &pageView{Title: "系统繁忙", Person: f.Person, Mobile: raw,
 			Error: app.ErrorMessage(err) + "你填写的信息已保留,稍后点击“下一步”重试即可。"})
-	case code == app.ECONFLICT:
+	default:
+		s.renderBindResult(c, f, raw, res, err, "注册成功")
+	}
+}
+
+// renderBindResult renders the outcome of Bind or Migrate that the step did not handle itself: a
+// refusal, a failure, the already-bound page, a mobile conflict, or the follow page with title
+// and the extra paragraphs.
+func (s *Server) renderBindResult(c *gin.Context, f *flow, mobile string, res *app.BindResult, err error, title string, extra ...string) {
+	switch {
+	case app.ErrorCode(err) == app.ECONFLICT:
 		s.renderBindRefusal(c, f, http.StatusConflict, err)
 	case err != nil:
 		s.renderAppError(c, err, action{Label: "重新开始", URL: "/bind"})
 	case res.AlreadyBound != nil:
 		s.renderAlreadyBound(c, res.AlreadyBound)
 	case res.Conflict != nil:
-		s.renderConflict(c, f, raw, res.Conflict)
+		s.renderConflict(c, f, mobile, res.Conflict)
 	default:
-		s.renderFollow(c, res.Binding, "注册成功")
+		s.renderFollow(c, res.Binding, title, extra...)
 	}
 }
 
@@ -145,11 +153,7 @@ func (s *Server) handleMigrateCode(c *gin.Context) {
 }
 
 func (s *Server) migrateCodeView(f *flow, errMsg string) *pageView {
-	ttl := s.svc.SMSPolicy.TTL
-	if ttl <= 0 {
-		ttl = 5 * time.Minute
-	}
-	return &pageView{Title: "换绑验证", Paragraphs: []string{"验证码已发送到 " + app.MaskMobile(f.Mobile) + "," + strconv.Itoa(int(ttl.Minutes())) + " 分钟内有效。验证通过后,原学号/工号的企业微信账号将被解除,并绑定新学号/工号 " + f.Person.Number + "。"},
+	return &pageView{Title: "换绑验证", Paragraphs: []string{s.codeSentText(f.Mobile) + "验证通过后,原学号/工号的企业微信账号将被解除,并绑定新学号/工号 " + f.Person.Number + "。"},
 		Error: errMsg, Mobile: app.MaskMobile(f.Mobile), Action: "/bind/migrate", Submit: "确认换绑", ResendAction: "/bind/migrate/code"}
 }
 
@@ -166,25 +170,18 @@ func (s *Server) handleMigrate(c *gin.Context) {
 	switch code := app.ErrorCode(err); {
 	case code == app.EINVALID || code == app.EEXPIRED:
 		s.renderPage(c, http.StatusBadRequest, "code", s.migrateCodeView(f, app.ErrorMessage(err)))
-	case code == app.EUNAVAILABLE && s.svc.MigrationPending(ctx, f.Person, f.MigrateFrom):
-		// The code was accepted and the migration recorded: a retry continues it, no new code.
+	case code == app.EUNAVAILABLE:
 		s.log.Warn("migrate: dependency unavailable", "err", err, "request_id", RequestID(ctx))
+		if !s.svc.MigrationPending(ctx, f.Person, f.MigrateFrom) {
+			s.renderPage(c, http.StatusServiceUnavailable, "code", s.migrateCodeView(f, app.ErrorMessage(err)+"请稍后重新获取验证码再试。"))
+			return
+		}
+		// The code was accepted and the migration recorded: a retry continues it, no new code.
 		s.renderPage(c, http.StatusServiceUnavailable, "conflict", &pageView{Title: "换绑未完成", Icon: "wait",
 			Paragraphs: []string{app.ErrorMessage(err), "验证码已通过,本次换绑已记录,无需重新获取验证码。请稍后点击“重试”继续完成换绑。"},
 			Action:     "/bind/migrate", Submit: "重试"})
-	case code == app.EUNAVAILABLE:
-		s.log.Warn("migrate: dependency unavailable", "err", err, "request_id", RequestID(ctx))
-		s.renderPage(c, http.StatusServiceUnavailable, "code", s.migrateCodeView(f, app.ErrorMessage(err)+"请稍后重新获取验证码再试。"))
-	case code == app.ECONFLICT:
-		s.renderBindRefusal(c, f, http.StatusConflict, err)
-	case err != nil:
-		s.renderAppError(c, err, action{Label: "重新开始", URL: "/bind"})
-	case res.AlreadyBound != nil:
-		s.renderAlreadyBound(c, res.AlreadyBound)
-	case res.Conflict != nil:
-		s.renderConflict(c, f, f.Mobile, res.Conflict)
 	default:
-		s.renderFollow(c, res.Binding, "换绑成功",
+		s.renderBindResult(c, f, f.Mobile, res, err, "换绑成功",
 			"原学号/工号的企业微信账号已删除。请用同一个微信重新关注加入,即可使用新学号/工号。")
 	}
 }

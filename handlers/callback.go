@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -86,9 +87,7 @@ func (h *callbackHandler) handleCallbackEvent(c *gin.Context) {
 		}
 		// Not applied: 500 makes WeCom deliver it again, and the de-dup record was rolled back
 		// with the effect, so the retry applies it once.
-		h.s.log.LogAttrs(ctx, slog.LevelError, "callback not applied",
-			slog.String("channel", h.channel), slog.String("kind", kind),
-			slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
+		h.logError(ctx, "callback not applied", kind, err)
 		c.Status(http.StatusInternalServerError)
 		h.s.metrics.observeCallback(h.channel, kind, resultError)
 		return
@@ -104,9 +103,7 @@ func (h *callbackHandler) handleCallbackEvent(c *gin.Context) {
 	if err != nil {
 		// Deterministic (e.g. a reply text over WeCom's limit): a retry would fail the same way,
 		// so the delivery is acknowledged without a reply.
-		h.s.log.LogAttrs(ctx, slog.LevelError, "seal passive reply",
-			slog.String("channel", h.channel), slog.String("kind", kind),
-			slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
+		h.logError(ctx, "seal passive reply", kind, err)
 		c.Status(http.StatusOK)
 		h.s.metrics.observeCallback(h.channel, kind, resultError)
 		return
@@ -126,6 +123,13 @@ func (h *callbackHandler) refuse(c *gin.Context, kind string, status int, result
 		slog.String("request_id", RequestID(ctx)), slog.String("err", err.Error()))
 	c.Status(status)
 	h.s.metrics.observeCallback(h.channel, kind, result)
+}
+
+// logError logs a delivery that was decrypted but failed on our side.
+func (h *callbackHandler) logError(ctx context.Context, msg, kind string, err error) {
+	h.s.log.LogAttrs(ctx, slog.LevelError, msg,
+		slog.String("channel", h.channel), slog.String("kind", kind),
+		slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
 }
 
 // classifyCodecError maps a codec error to a status and a result label (CONTRACT §3): a bad
@@ -151,8 +155,8 @@ var (
 	errEmptyBody    = errors.New("empty body")
 )
 
-// readBody reads the request body into buf, at most MaxBytesBytes. An oversize body is 413, a
-// body that cannot be read (client gone, bad chunking) or is empty 400.
+// readBody reads the request body into buf, at most Config.MaxBodyBytes. An oversize body is
+// 413; a body that cannot be read (client gone, bad chunking) or is empty is 400.
 func (h *callbackHandler) readBody(c *gin.Context, buf *bytes.Buffer) (int, error) {
 	limit := h.s.cfg.MaxBodyBytes
 	if c.Request.ContentLength > limit {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -78,15 +80,15 @@ func (s *Server) bindingView(b *app.Binding) *bindingView {
 func (s *Server) renderPage(c *gin.Context, status int, name string, v *pageView) {
 	t := s.memberPages[name]
 	v.RequestID = RequestID(c.Request.Context())
+	if t == nil {
+		s.log.Error("unknown page template", "page", name, "request_id", v.RequestID)
+		s.renderError(c, http.StatusInternalServerError, "系统内部错误", "请稍后再试。")
+		return
+	}
 	if v.CSRF == "" {
 		v.CSRF = csrfToken(c)
 	}
 	var buf bytes.Buffer
-	if t == nil {
-		s.log.Error("unknown page template", "page", name)
-		s.renderError(c, http.StatusInternalServerError, "系统内部错误", "请稍后再试。")
-		return
-	}
 	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
 		s.log.Error("render page", "page", name, "err", err, "request_id", v.RequestID)
 		s.renderError(c, http.StatusInternalServerError, "系统内部错误", "请稍后再试。")
@@ -109,11 +111,11 @@ func (s *Server) renderMessage(c *gin.Context, status int, v *pageView) {
 func restartPage(title, msg, path string) *pageView {
 	v := &pageView{Title: title, Paragraphs: []string{msg}}
 	switch {
-	case hasPrefix(path, "/bind"):
+	case strings.HasPrefix(path, "/bind"):
 		v.Actions = []action{{Label: "重新开始注册绑定", URL: "/bind", Primary: true}}
-	case hasPrefix(path, "/verify"):
+	case strings.HasPrefix(path, "/verify"):
 		v.Paragraphs = append(v.Paragraphs, "请返回企业微信,重新进入“微校园助手”的身份验证页面。")
-	case hasPrefix(path, "/unbind"):
+	case strings.HasPrefix(path, "/unbind"):
 		v.Actions = []action{{Label: "重新开始解除绑定", URL: "/unbind", Primary: true}}
 	default:
 		v.Actions = []action{{Label: "返回", URL: "/me", Primary: true}}
@@ -121,7 +123,10 @@ func restartPage(title, msg, path string) *pageView {
 	return v
 }
 
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+// codeSentText tells the member where the SMS code went and how long it stays valid.
+func (s *Server) codeSentText(mobile string) string {
+	return "验证码已发送到 " + app.MaskMobile(mobile) + "," + strconv.Itoa(int(s.svc.CodeTTL().Minutes())) + " 分钟内有效。"
+}
 
 // flowExpired answers a step whose flow cookie is missing, forged or expired.
 func (s *Server) flowExpired(c *gin.Context) {

@@ -1,6 +1,7 @@
 // Package handlers is the HTTP side of wecampus: the gin engine, its middleware, the operational
-// endpoints, the WeCom callback endpoints and (later) the member H5 pages. Handlers parse the
-// request, make one app.Service call and render; business rules live in package app.
+// endpoints, the WeCom callback endpoints and the member H5 pages (bind, verify, unbind, me).
+// Handlers parse the request, make one app.Service call and render; business rules live in
+// package app.
 package handlers
 
 import (

@@ -92,11 +92,11 @@ func (s *Server) handleUnbindSMS(c *gin.Context) {
 		s.renderAppError(c, serr)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "code", unbindCodeView(b, app.ErrorMessage(err)))
+	s.renderPage(c, http.StatusOK, "code", s.unbindCodeView(b, app.ErrorMessage(err)))
 }
 
-func unbindCodeView(b *app.Binding, errMsg string) *pageView {
-	return &pageView{Title: "确认解除绑定", Paragraphs: []string{"验证码已发送到 " + app.MaskMobile(b.Mobile) + ",5 分钟内有效。确认后,学号/工号 " + b.Number + " 的企业微信账号将被删除。"},
+func (s *Server) unbindCodeView(b *app.Binding, errMsg string) *pageView {
+	return &pageView{Title: "确认解除绑定", Paragraphs: []string{s.codeSentText(b.Mobile) + "确认后,学号/工号 " + b.Number + " 的企业微信账号将被删除。"},
 		Error: errMsg, Mobile: app.MaskMobile(b.Mobile), Action: "/unbind/confirm", Submit: "确认解除绑定", ResendAction: "/unbind/sms"}
 }
 
@@ -110,7 +110,7 @@ func (s *Server) handleUnbindConfirm(c *gin.Context) {
 	b, err := s.svc.Unbind(c.Request.Context(), f.UserID, c.PostForm("sms_code"))
 	if code := app.ErrorCode(err); code == app.EINVALID || code == app.EEXPIRED {
 		if cur, berr := s.svc.BindingOfMember(c.Request.Context(), f.UserID); berr == nil {
-			s.renderPage(c, http.StatusBadRequest, "code", unbindCodeView(cur, app.ErrorMessage(err)))
+			s.renderPage(c, http.StatusBadRequest, "code", s.unbindCodeView(cur, app.ErrorMessage(err)))
 			return
 		}
 		s.renderAppError(c, err)

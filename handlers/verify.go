@@ -104,11 +104,11 @@ func (s *Server) handleVerifySMS(c *gin.Context) {
 		s.renderAppError(c, serr)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "code", verifyCodeView(mobile, app.ErrorMessage(err)))
+	s.renderPage(c, http.StatusOK, "code", s.verifyCodeView(mobile, app.ErrorMessage(err)))
 }
 
-func verifyCodeView(mobile, errMsg string) *pageView {
-	return &pageView{Title: "输入验证码", Paragraphs: []string{"验证码已发送到 " + app.MaskMobile(mobile) + ",5 分钟内有效。"},
+func (s *Server) verifyCodeView(mobile, errMsg string) *pageView {
+	return &pageView{Title: "输入验证码", Paragraphs: []string{s.codeSentText(mobile)},
 		Error: errMsg, Mobile: app.MaskMobile(mobile), Action: "/verify/confirm", Submit: "完成验证",
 		ResendAction: "/verify/sms"}
 }
@@ -133,7 +133,7 @@ func (s *Server) handleVerifyConfirm(c *gin.Context) {
 			s.renderVerifyError(c, berr)
 			return
 		}
-		s.renderPage(c, http.StatusBadRequest, "code", verifyCodeView(cur.Mobile, app.ErrorMessage(err)))
+		s.renderPage(c, http.StatusBadRequest, "code", s.verifyCodeView(cur.Mobile, app.ErrorMessage(err)))
 		return
 	default:
 		s.renderVerifyError(c, err)

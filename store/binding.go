@@ -283,9 +283,5 @@ func (db *DB) FindBindings(ctx context.Context, f app.BindingFilter) ([]*app.Bin
 	if err := q.Order("id").Find(&rows).Error; err != nil {
 		return nil, storeErr("find bindings", err, "", "")
 	}
-	out := make([]*app.Binding, len(rows))
-	for i := range rows {
-		out[i] = rows[i].toApp()
-	}
-	return out, nil
+	return toApps(rows, (*bindingRow).toApp), nil
 }

@@ -101,9 +101,5 @@ func (db *DB) FindEvents(ctx context.Context, bindingID int64) ([]*app.Event, er
 	if err := db.gdb.WithContext(ctx).Where("binding_id = ?", bindingID).Order("id").Find(&rows).Error; err != nil {
 		return nil, storeErr("find events", err, "", "")
 	}
-	out := make([]*app.Event, len(rows))
-	for i := range rows {
-		out[i] = rows[i].toApp()
-	}
-	return out, nil
+	return toApps(rows, (*eventRow).toApp), nil
 }

@@ -90,22 +90,11 @@ func (db *DB) CreateIntent(ctx context.Context, in *app.Intent) error {
 // ECONFLICT if it was already closed (by a concurrent repair, say), which leaves it unchanged.
 func (db *DB) CloseIntent(ctx context.Context, id int64, result string, at time.Time) error {
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&intentRow{}).Where("id = ? AND done_at IS NULL", id).Updates(map[string]any{
+		return updateOnce(tx, &intentRow{}, id, "done_at IS NULL", map[string]any{
 			"result":      result,
 			"done_at":     ts(at),
 			"open_number": nil,
-		})
-		if res.Error != nil || res.RowsAffected == 1 {
-			return res.Error
-		}
-		var n int64
-		if err := tx.Model(&intentRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
-			return err
-		}
-		if n == 0 {
-			return gorm.ErrRecordNotFound
-		}
-		return app.Errorf(app.ECONFLICT, "办理记录已结束")
+		}, "办理记录已结束")
 	})
 	return storeErr("close intent", err, msgIntentNotFound, "")
 }
@@ -118,11 +107,7 @@ func (db *DB) FindOpenIntents(ctx context.Context, before time.Time) ([]*app.Int
 	if err != nil {
 		return nil, storeErr("find open intents", err, "", "")
 	}
-	out := make([]*app.Intent, len(rows))
-	for i := range rows {
-		out[i] = rows[i].toApp()
-	}
-	return out, nil
+	return toApps(rows, (*intentRow).toApp), nil
 }
 
 // FindOpenIntent returns the open intent for number, or ENOTFOUND.

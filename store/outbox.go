@@ -130,11 +130,7 @@ func (db *DB) ClaimMessages(ctx context.Context, now, leaseUntil time.Time, limi
 	if err != nil {
 		return nil, storeErr("claim messages", err, "", "")
 	}
-	out := make([]*app.OutboxMessage, len(rows))
-	for i := range rows {
-		out[i] = rows[i].toApp()
-	}
-	return out, nil
+	return toApps(rows, (*outboxRow).toApp), nil
 }
 
 // MarkMessageSent records a successful delivery and ends the lease.

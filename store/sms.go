@@ -128,18 +128,8 @@ func (db *DB) AddSMSAttempt(ctx context.Context, id int64) (int, error) {
 // concurrent uses exactly one succeeds; the other (and any later one) gets ECONFLICT.
 func (db *DB) UseSMSCode(ctx context.Context, id int64, at time.Time) error {
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&smsCodeRow{}).Where("id = ? AND used_at IS NULL", id).Update("used_at", ts(at))
-		if res.Error != nil || res.RowsAffected == 1 {
-			return res.Error
-		}
-		var n int64
-		if err := tx.Model(&smsCodeRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
-			return err
-		}
-		if n == 0 {
-			return gorm.ErrRecordNotFound
-		}
-		return app.Errorf(app.ECONFLICT, "验证码已使用,请重新获取")
+		return updateOnce(tx, &smsCodeRow{}, id, "used_at IS NULL", map[string]any{"used_at": ts(at)},
+			"验证码已使用,请重新获取")
 	})
 	return storeErr("use sms code", err, msgCodeNotFound, "")
 }

@@ -229,6 +229,34 @@ func tsPtr(t *time.Time) *time.Time {
 	return &v
 }
 
+// updateOnce is a single-use UPDATE of row id of model: it writes cols only while cond holds
+// (e.g. "used_at IS NULL"), so of two concurrent writers exactly one succeeds. When nothing
+// matched it tells a missing row (gorm.ErrRecordNotFound) from one whose cond no longer holds
+// (ECONFLICT with the message conflict). Run it in a transaction.
+func updateOnce(tx *gorm.DB, model any, id int64, cond string, cols map[string]any, conflict string) error {
+	res := tx.Model(model).Where("id = ? AND "+cond, id).Updates(cols)
+	if res.Error != nil || res.RowsAffected == 1 {
+		return res.Error
+	}
+	var n int64
+	if err := tx.Model(model).Where("id = ?", id).Count(&n).Error; err != nil {
+		return err
+	}
+	if n == 0 {
+		return gorm.ErrRecordNotFound
+	}
+	return app.Errorf(app.ECONFLICT, "%s", conflict)
+}
+
+// toApps converts rows read from the database into app values with toApp.
+func toApps[R, T any](rows []R, toApp func(*R) *T) []*T {
+	out := make([]*T, len(rows))
+	for i := range rows {
+		out[i] = toApp(&rows[i])
+	}
+	return out
+}
+
 // storeErr translates err into the app error model: a missing row becomes ENOTFOUND with
 // notFound and a unique-key violation ECONFLICT with conflict (when those messages are given);
 // app errors pass through; anything else is wrapped with the operation name.

@@ -495,7 +495,7 @@ func TestClientRedactsCredentials(t *testing.T) {
 		t.Errorf("log lacks the masked mobile:\n%s", logged)
 	}
 	if wecomCode(errs[0]) != 40014 || wecomCode(errs[4]) != app.WeComInvalidCode ||
-		wecomCode(errs[5]) != app.WeComUserNotFound46 || wecomCode(errs[6]) != app.WeComUserIDExists {
+		wecomCode(errs[5]) != app.WeComMobileNotFound || wecomCode(errs[6]) != app.WeComUserIDExists {
 		t.Errorf("errcodes: %v", errs)
 	}
 }
@@ -591,7 +591,7 @@ func TestClientMembers(t *testing.T) {
 	if id, err := f.c.UserIDByMobile(ctx, "13800000001"); err != nil || id != "a.b@c" {
 		t.Errorf("UserIDByMobile = %q, %v", id, err)
 	}
-	if _, err := f.c.UserIDByMobile(ctx, "13800000002"); wecomCode(err) != app.WeComUserNotFound46 {
+	if _, err := f.c.UserIDByMobile(ctx, "13800000002"); wecomCode(err) != app.WeComMobileNotFound {
 		t.Errorf("UserIDByMobile(miss) = %v, want 46004", err)
 	}
 	err = f.c.CreateUser(ctx, app.Member{UserID: "other", Name: "乙", Mobile: "13800000001", Department: []int64{1}})

@@ -145,7 +145,7 @@ func (c *Client) Validate(ctx context.Context, ticket, service string) (*app.CAS
 		return nil, app.Errorf(app.EUNAUTHORIZED, "%s", msgInvalid)
 	}
 	if service == "" {
-		return nil, fmt.Errorf("cas: validate: empty service URL")
+		return nil, errors.New("cas: validate: empty service URL")
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

@@ -107,7 +107,7 @@ type consoleView struct {
 }
 
 func (c *Console) handleConsole(w http.ResponseWriter, r *http.Request) {
-	v := c.consoleView(r.Context(), r)
+	v := c.consoleView(r)
 	switch r.URL.Query().Get("done") {
 	case "selected":
 		if v.Selected != nil {
@@ -122,12 +122,14 @@ func (c *Console) handleConsole(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) consoleError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	v := c.consoleView(r.Context(), r)
+	v := c.consoleView(r)
 	v.Error = msg
 	c.render(w, status, "console", v)
 }
 
-func (c *Console) consoleView(ctx context.Context, r *http.Request) *consoleView {
+// consoleView gathers what the console shows for the person of r.
+func (c *Console) consoleView(r *http.Request) *consoleView {
+	ctx := r.Context()
 	v := &consoleView{Title: "演示控制台", Base: c.base, DataDir: c.cfg.DataDir}
 	sel, hasSel := c.selected(r)
 	for _, id := range c.cfg.Identities {

@@ -11,6 +11,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -281,7 +282,7 @@ func (c *Console) post(ctx context.Context, path string, codec *wecom.Codec, in 
 		return nil, 0, err
 	}
 	q := url.Values{"msg_signature": {sig}, "timestamp": {ts}, "nonce": {nonce}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path+"?"+q.Encode(), strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path+"?"+q.Encode(), bytes.NewReader(body))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -364,7 +365,8 @@ func (c *Console) identity(number string) (Identity, bool) {
 	return Identity{}, false
 }
 
-// userIDOf is the WeCom userid the service gives id, or "" when the identity rules refuse it.
+// userIDOf returns the WeCom userid the service gives id and the identity rule that admits it,
+// or the identity rules' refusal.
 func (c *Console) userIDOf(id Identity) (string, *app.IdentityRule, error) {
 	rule, userID, err := c.cfg.Service.Identity.Match(app.CASIdentity{Number: id.Number, Name: id.Name, Type: id.Type})
 	if err != nil {

@@ -21,13 +21,14 @@ import (
 // msgFailed is shown to the member when a send fails.
 const msgFailed = "短信发送失败,请稍后再试。"
 
-// Purposes of a code (CONTRACT §4).
+// Purposes of a code (CONTRACT §4): app's, repeated here for the providers' callers.
 const (
-	PurposeVerify  = "verify"
-	PurposeUnbind  = "unbind"
-	PurposeMigrate = "migrate"
+	PurposeVerify  = app.PurposeVerify
+	PurposeUnbind  = app.PurposeUnbind
+	PurposeMigrate = app.PurposeMigrate
 )
 
+// checkPurpose refuses a purpose outside CONTRACT §4 (a caller's bug, not a member's mistake).
 func checkPurpose(purpose string) error {
 	switch purpose {
 	case PurposeVerify, PurposeUnbind, PurposeMigrate:
