@@ -161,6 +161,7 @@ func (sv *serving) build(ctx context.Context, cfg *Config, log *slog.Logger) err
 		SessionSecret:  cfg.Server.SessionSecret.Reveal(),
 		TrustedProxies: cfg.Server.TrustedProxies,
 		MaxBodyBytes:   maxBodyBytes,
+		HelpContact:    cfg.Server.HelpContact,
 	}, handlers.Deps{
 		Service:       sv.svc,
 		AppCodec:      sv.appCodec,

@@ -51,6 +51,7 @@ type ServerConfig struct {
 	SessionSecret   Secret        `mapstructure:"session_secret"`
 	TrustedProxies  []string      `mapstructure:"trusted_proxies"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	HelpContact     string        `mapstructure:"help_contact"`
 }
 
 // DatabaseConfig is the database: section. The DSN is a Secret because a MySQL DSN holds the
@@ -173,6 +174,7 @@ var configDefaults = map[string]any{
 	"server.addr":             ":8080",
 	"server.trusted_proxies":  []string{},
 	"server.shutdown_timeout": "15s",
+	"server.help_contact":     "",
 	"database.driver":         "mysql",
 	"log.level":               "info",
 	"log.format":              "json",

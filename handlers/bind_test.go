@@ -495,3 +495,19 @@ func TestBindStaff(t *testing.T) {
 		t.Fatalf("staff binding: %+v", b)
 	}
 }
+
+// TestRefusalNamesHelpDesk: a refused identity's page names the type and, with
+// server.help_contact set, who to contact.
+func TestRefusalNamesHelpDesk(t *testing.T) {
+	e := newEnv(t, withLocalBaseURL())
+	e.cas.AddUser("2010000009", "pw", "赵毅", "alumni")
+	r := e.newMember().login("2010000009")
+	if r.status != http.StatusForbidden {
+		t.Fatalf("status %d", r.status)
+	}
+	for _, want := range []string{"alumni", testHelpContact, `href="/bind/switch"`} {
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("refusal page lacks %q", want)
+		}
+	}
+}

@@ -42,6 +42,7 @@ const (
 	testContactsToken = "ContactsToken98765"
 	testContactsKey   = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"
 	testBaseURL       = "https://wecampus.example.edu.cn"
+	testHelpContact   = "信息化管理中心 电话 0471-6576286"
 )
 
 // env is a running wecampus HTTP layer over real parts: the real codec, app.Service, a SQLite
@@ -164,7 +165,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	}
 	e.reg = prometheus.NewRegistry()
 	deps.Registry = e.reg
-	e.handler, err = handlers.New(handlers.Config{BaseURL: e.baseURL, SessionSecret: strings.Repeat("s", 32)}, deps)
+	e.handler, err = handlers.New(handlers.Config{BaseURL: e.baseURL, SessionSecret: strings.Repeat("s", 32), HelpContact: testHelpContact}, deps)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -30,13 +30,14 @@ func parseMemberPages() (map[string]*template.Template, error) {
 
 // pageView is the view of every member page; each page uses the fields it needs.
 type pageView struct {
-	Title      string
-	Icon       string // message pages: success | warn | info | wait
-	Paragraphs []string
-	Actions    []action
-	Error      string // inline error above a form
-	CSRF       string
-	RequestID  string
+	Title       string
+	Icon        string // message pages: success | warn | info | wait
+	Paragraphs  []string
+	Actions     []action
+	Error       string // inline error above a form
+	CSRF        string
+	RequestID   string
+	HelpContact string // server.help_contact
 
 	Person       *app.Person
 	Binding      *bindingView
@@ -80,6 +81,7 @@ func (s *Server) bindingView(b *app.Binding) *bindingView {
 func (s *Server) renderPage(c *gin.Context, status int, name string, v *pageView) {
 	t := s.memberPages[name]
 	v.RequestID = RequestID(c.Request.Context())
+	v.HelpContact = s.cfg.HelpContact
 	if t == nil {
 		s.log.Error("unknown page template", "page", name, "request_id", v.RequestID)
 		s.renderError(c, http.StatusInternalServerError, "系统内部错误", "请稍后再试。")

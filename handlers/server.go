@@ -32,6 +32,7 @@ type Config struct {
 	SessionSecret  string   // server.session_secret (used by the flow cookies of the H5 pages)
 	TrustedProxies []string // passed to gin's SetTrustedProxies; nil trusts no proxy
 	MaxBodyBytes   int64    // callback body limit; 0 means DefaultMaxBodyBytes
+	HelpContact    string   // server.help_contact: the help desk, shown at the foot of every member page
 }
 
 // Deps are the collaborators of the HTTP layer, built in main.go.
