@@ -18,9 +18,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/handlers/cas/castest"
+	"github.com/wecampus/wecampus/cas/castest"
 	"github.com/wecampus/wecampus/handlers/demo"
-	"github.com/wecampus/wecampus/handlers/sms"
+	"github.com/wecampus/wecampus/sms"
 	"github.com/wecampus/wecampus/wecom"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )

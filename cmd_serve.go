@@ -19,9 +19,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wecampus/wecampus/app"
+	"github.com/wecampus/wecampus/cas"
 	"github.com/wecampus/wecampus/handlers"
-	"github.com/wecampus/wecampus/handlers/cas"
-	"github.com/wecampus/wecampus/handlers/sms"
+	"github.com/wecampus/wecampus/sms"
 	"github.com/wecampus/wecampus/store"
 	"github.com/wecampus/wecampus/wecom"
 )

@@ -39,7 +39,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/handlers/cas/castest"
+	"github.com/wecampus/wecampus/cas/castest"
 	"github.com/wecampus/wecampus/wecom"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )

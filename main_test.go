@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/handlers/cas/castest"
+	"github.com/wecampus/wecampus/cas/castest"
 	"github.com/wecampus/wecampus/store"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )

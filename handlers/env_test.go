@@ -25,10 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wecampus/wecampus/app"
+	"github.com/wecampus/wecampus/cas"
+	"github.com/wecampus/wecampus/cas/castest"
 	"github.com/wecampus/wecampus/handlers"
-	"github.com/wecampus/wecampus/handlers/cas"
-	"github.com/wecampus/wecampus/handlers/cas/castest"
-	"github.com/wecampus/wecampus/handlers/sms"
+	"github.com/wecampus/wecampus/sms"
 	"github.com/wecampus/wecampus/store"
 	"github.com/wecampus/wecampus/wecom"
 	"github.com/wecampus/wecampus/wecom/wecomtest"

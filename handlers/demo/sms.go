@@ -9,7 +9,7 @@ import (
 	"github.com/wecampus/wecampus/app"
 )
 
-// CodeLog is an SMS provider that keeps the codes it "sent": handlers/sms.Log.
+// CodeLog is an SMS provider that keeps the codes it "sent": sms.Log.
 type CodeLog interface {
 	app.SMS
 	// Last returns the last code sent to mobile.

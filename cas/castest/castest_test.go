@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wecampus/wecampus/handlers/cas/castest"
+	"github.com/wecampus/wecampus/cas/castest"
 )
 
 func TestLoginPage(t *testing.T) {

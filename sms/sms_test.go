@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/handlers/sms"
+	"github.com/wecampus/wecampus/sms"
 )
 
 const (

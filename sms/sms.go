@@ -7,6 +7,9 @@
 //
 // Every provider bounds each send with a deadline and never logs a credential; mobiles are masked
 // in logs and errors.
+//
+// It is an outbound adapter, a top-level package beside wecom, store and cas: it only sends, so it
+// does not import gin or handlers; package main picks the provider and hands it to app.Service.
 package sms
 
 import (

@@ -1,6 +1,10 @@
 // Package cas is the client wecampus uses to validate service tickets against the school's CAS
 // server (统一身份认证). It implements app.CAS.
 //
+// It is an outbound adapter, a top-level package beside wecom, store and sms: it makes HTTP
+// requests but serves none, so it does not import gin or handlers; package main wires it into
+// app.Service. Its fake server for tests and `wecampus demo` is cas/castest.
+//
 // Why not a library: the maintained Go CAS client, github.com/go-cas/cas (import path
 // gopkg.in/cas.v2), was evaluated and does not fit. Its ServiceTicketValidator.ValidateTicket
 // can validate a ticket without being an http middleware, but it

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/handlers/cas"
-	"github.com/wecampus/wecampus/handlers/cas/castest"
+	"github.com/wecampus/wecampus/cas"
+	"github.com/wecampus/wecampus/cas/castest"
 )
 
 const service = "https://wecampus.example.edu.cn/bind/cas"
