@@ -21,7 +21,7 @@ import (
 	"github.com/wecampus/wecampus/cas/castest"
 	"github.com/wecampus/wecampus/handlers/demo"
 	"github.com/wecampus/wecampus/sms"
-	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )
 
@@ -144,11 +144,11 @@ func startDemo(ctx context.Context, addr string, logOut io.Writer) (_ *demoWorld
 		return nil, err
 	}
 	// WeCom's side of the two callbacks: same corp id, tokens and keys as the service's codecs.
-	appSide, err := wecom.NewCodec(w.CorpID, w.CallbackToken.Reveal(), w.CallbackAESKey.Reveal())
+	appSide, err := callback.New(w.CorpID, w.CallbackToken.Reveal(), w.CallbackAESKey.Reveal())
 	if err != nil {
 		return nil, err
 	}
-	contactsSide, err := wecom.NewCodec(w.CorpID, w.ContactsCallbackToken.Reveal(), w.ContactsCallbackAESKey.Reveal())
+	contactsSide, err := callback.New(w.CorpID, w.ContactsCallbackToken.Reveal(), w.ContactsCallbackAESKey.Reveal())
 	if err != nil {
 		return nil, err
 	}

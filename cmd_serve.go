@@ -24,6 +24,7 @@ import (
 	"github.com/wecampus/wecampus/sms"
 	"github.com/wecampus/wecampus/store"
 	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 )
 
 // HTTP server limits. Pages and callbacks are small and WeCom gives up after 5 s, so generous
@@ -118,8 +119,8 @@ func (c *cli) serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 type serving struct {
 	db            *store.DB
 	svc           *app.Service
-	appCodec      *wecom.Codec
-	contactsCodec *wecom.Codec // nil when the 通讯录同步 event server is not configured
+	appCodec      *callback.Codec
+	contactsCodec *callback.Codec // nil when the 通讯录同步 event server is not configured
 	handler       http.Handler
 }
 
@@ -304,14 +305,14 @@ func newCASClient(cfg *Config, log *slog.Logger) (*cas.Client, error) {
 }
 
 // buildCodecs returns the app callback codec and, when its keys are set, the 通讯录同步 one.
-func buildCodecs(cfg *Config) (appCodec, contactsCodec *wecom.Codec, err error) {
+func buildCodecs(cfg *Config) (appCodec, contactsCodec *callback.Codec, err error) {
 	w := cfg.WeCom
-	appCodec, err = wecom.NewCodec(w.CorpID, w.CallbackToken.Reveal(), w.CallbackAESKey.Reveal(), wecom.WithMaxAge(w.CallbackMaxAge))
+	appCodec, err = callback.New(w.CorpID, w.CallbackToken.Reveal(), w.CallbackAESKey.Reveal(), callback.WithMaxAge(w.CallbackMaxAge))
 	if err != nil {
 		return nil, nil, fmt.Errorf("wecom.callback_aes_key: %w", err)
 	}
 	if w.HasContactsCallback() {
-		contactsCodec, err = wecom.NewCodec(w.CorpID, w.ContactsCallbackToken.Reveal(), w.ContactsCallbackAESKey.Reveal(), wecom.WithMaxAge(w.CallbackMaxAge))
+		contactsCodec, err = callback.New(w.CorpID, w.ContactsCallbackToken.Reveal(), w.ContactsCallbackAESKey.Reveal(), callback.WithMaxAge(w.CallbackMaxAge))
 		if err != nil {
 			return nil, nil, fmt.Errorf("wecom.contacts_callback_aes_key: %w", err)
 		}

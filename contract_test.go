@@ -40,7 +40,7 @@ import (
 
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/cas/castest"
-	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )
 
@@ -248,8 +248,8 @@ type ctWorld struct {
 	cas      *castest.Server
 	sms      *ctSMS
 	secrets  []string
-	app      *wecom.Codec // the app's callback (wecom.callback_token / callback_aes_key)
-	contacts *wecom.Codec // the 通讯录同步 event server
+	app      *callback.Codec // the app's callback (wecom.callback_token / callback_aes_key)
+	contacts *callback.Codec // the 通讯录同步 event server
 	env      []string
 
 	cmd            *exec.Cmd
@@ -302,10 +302,10 @@ func newCtWorld(t *testing.T, opts ctWorldOptions) (*ctWorld, error) {
 	}
 	w.casBase = w.cas.URL() + "/authserver" // a CAS under a path, like most schools'
 	w.sms = newCtSMS(smsToken)
-	if w.app, err = wecom.NewCodec(ctCorpID, token, aesKey); err != nil {
+	if w.app, err = callback.New(ctCorpID, token, aesKey); err != nil {
 		return nil, err
 	}
-	if w.contacts, err = wecom.NewCodec(ctCorpID, cToken, cAESKey); err != nil {
+	if w.contacts, err = callback.New(ctCorpID, cToken, cAESKey); err != nil {
 		return nil, err
 	}
 
@@ -918,11 +918,11 @@ var ctNonceSeq atomic.Int64
 
 // callback encrypts in with codec and POSTs it to path at timestamp ts; it returns the status and
 // the reply's plaintext Content ("" for an empty body).
-func (w *ctWorld) callback(t *testing.T, codec *wecom.Codec, path string, in *app.Inbound, ts int64) (int, string) {
+func (w *ctWorld) callback(t *testing.T, codec *callback.Codec, path string, in *app.Inbound, ts int64) (int, string) {
 	t.Helper()
 	nonce := fmt.Sprintf("n%d", ctNonceSeq.Add(1))
 	timestamp := strconv.FormatInt(ts, 10)
-	body, sig, err := codec.EncryptEvent(wecom.EventXML(in), timestamp, nonce)
+	body, sig, err := codec.EncryptEvent(callback.EventXML(in), timestamp, nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1016,7 +1016,7 @@ func TestContractCallbackVerifyURL(t *testing.T) {
 	w := ctWorldShared(t)
 	for _, tc := range []struct {
 		path  string
-		codec *wecom.Codec
+		codec *callback.Codec
 	}{{"/wecom/callback", w.app}, {"/wecom/contacts", w.contacts}} {
 		plain := "echo-" + ctRandKey(16)
 		ts := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10) // GET is exempt from max_age
@@ -1072,7 +1072,7 @@ func TestContractCallbackVerifyURL(t *testing.T) {
 
 // ctSign computes a msg_signature with the world's tokens: sha1 over the sorted token,
 // timestamp, nonce and data (加解密方案说明).
-func ctSign(w *ctWorld, codec *wecom.Codec, ts, nonce, data string) string {
+func ctSign(w *ctWorld, codec *callback.Codec, ts, nonce, data string) string {
 	token := w.secrets[2]
 	if codec == w.contacts {
 		token = w.secrets[4]
@@ -1146,7 +1146,7 @@ func TestContractCallbackPost(t *testing.T) {
 			t.Errorf("contacts-signed POST to /wecom/callback: %d, want 403", st)
 		}
 		ts := strconv.FormatInt(now, 10)
-		body, sig, _ := w.app.EncryptEvent(wecom.EventXML(in), ts, "nn")
+		body, sig, _ := w.app.EncryptEvent(callback.EventXML(in), ts, "nn")
 		q := url.Values{"msg_signature": {strings.Repeat("a", 40)}, "timestamp": {ts}, "nonce": {"nn"}}
 		if st, _ := w.rawPost(t, "/wecom/callback?"+q.Encode(), body); st != http.StatusForbidden {
 			t.Errorf("bad signature: %d, want 403", st)
@@ -1173,7 +1173,7 @@ func TestContractCallbackPost(t *testing.T) {
 			t.Errorf("undecryptable Encrypt: %d, want 400", st)
 		}
 		// Another corp's message with our token and key.
-		other, err := wecom.NewCodec("wwotherotherother1", w.secrets[2], w.secrets[3])
+		other, err := callback.New("wwotherotherother1", w.secrets[2], w.secrets[3])
 		if err != nil {
 			t.Fatal(err)
 		}

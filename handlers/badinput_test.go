@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 )
 
 // rawEncrypt encrypts like WeCom (doc 90968) but lets a test break every part: the plaintext is
@@ -62,7 +62,7 @@ func TestCallbackBadInput(t *testing.T) {
 
 	now := time.Now().Unix()
 	in := &app.Inbound{ToUser: testCorpID, FromUser: "u1", CreateTime: now, MsgType: "event", Event: "subscribe", AgentID: "1000002"}
-	plain := wecom.EventXML(in)
+	plain := callback.EventXML(in)
 	good := e.encrypt("/wecom/callback", e.wecomApp, plain, now)
 	gq, err := url.ParseQuery(good.query)
 	if err != nil {
@@ -83,7 +83,7 @@ func TestCallbackBadInput(t *testing.T) {
 	future := e.encrypt("/wecom/callback", e.wecomApp, plain, now+600)
 	otherCorp := e.encrypt("/wecom/callback", mustCodec(t, "wwOTHERCORP00001", testAppToken, testAppKey), plain, now)
 	contactsSigned := e.encrypt("/wecom/callback", e.wecomContacts, plain, now)
-	appOnContacts := e.encrypt("/wecom/contacts", e.wecomApp, wecom.EventXML(&app.Inbound{
+	appOnContacts := e.encrypt("/wecom/contacts", e.wecomApp, callback.EventXML(&app.Inbound{
 		ToUser: testCorpID, FromUser: "sys", CreateTime: now, MsgType: "event", Event: "change_contact",
 		ChangeType: "update_user", UserID: "u1", Status: 1}), now)
 	notXML := e.encrypt("/wecom/callback", e.wecomApp, []byte("subscribe u1 please"), now)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 )
 
 // clickHelpDelivery returns an encrypted HELP click: the request target and the body.
@@ -21,7 +21,7 @@ func clickHelpDelivery(b *testing.B, e *env) (target string, body []byte) {
 	b.Helper()
 	now := time.Now().Unix()
 	ts := strconv.FormatInt(now, 10)
-	plain := wecom.EventXML(&app.Inbound{ToUser: testCorpID, FromUser: "2021123456", CreateTime: now,
+	plain := callback.EventXML(&app.Inbound{ToUser: testCorpID, FromUser: "2021123456", CreateTime: now,
 		MsgType: "event", Event: "click", EventKey: "HELP", AgentID: "1000002"})
 	body, sig, err := e.wecomApp.EncryptEvent(plain, ts, "1372623149")
 	if err != nil {
@@ -34,8 +34,8 @@ func clickHelpDelivery(b *testing.B, e *env) (target string, body []byte) {
 // reply through the whole gin handler at serve's log level (info; successful callbacks are
 // logged at debug): routing, request id, access log check, metrics, query parsing, body read, codec, app.Service, codec. The
 // request is built once (net/http's parsing is not ours to measure) and gets a fresh body each
-// time; the recorder is new each time. Compare with wecom's BenchmarkCodecClickReply, the codec's
-// share of the same work (with a shorter reply text than the real help text).
+// time; the recorder is new each time. Compare with wecom/callback's BenchmarkCodecClickReply, the
+// codec's share of the same work (with a shorter reply text than the real help text).
 func BenchmarkCallbackClickReply(b *testing.B) {
 	e := newEnv(b, withLogOutput(io.Discard), withLogLevel(slog.LevelInfo))
 	target, body := clickHelpDelivery(b, e)
@@ -101,7 +101,7 @@ func BenchmarkCodecSameWork(b *testing.B) {
 	}
 	q := u.Query()
 	sig, ts, nonce := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")
-	codec := mustCodec(b, testCorpID, testAppToken, testAppKey, wecom.WithMaxAge(5*time.Minute))
+	codec := mustCodec(b, testCorpID, testAppToken, testAppKey, callback.WithMaxAge(5*time.Minute))
 	ctx := context.Background()
 
 	b.ReportAllocs()

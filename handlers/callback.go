@@ -13,7 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 )
 
 // callbackHandler serves one WeCom event server: the app's (/wecom/callback) or the 通讯录同步
@@ -26,7 +26,7 @@ import (
 // See https://developer.work.weixin.qq.com/document/path/90930 and …/90968.
 type callbackHandler struct {
 	s       *Server
-	codec   *wecom.Codec
+	codec   *callback.Codec
 	channel string // app.ChannelApp or app.ChannelContacts
 }
 
@@ -138,11 +138,11 @@ func (h *callbackHandler) logError(ctx context.Context, msg, kind string, err er
 // only make WeCom retry something that cannot succeed.
 func classifyCodecError(err error) (int, string) {
 	switch {
-	case errors.Is(err, wecom.ErrSignature):
+	case errors.Is(err, callback.ErrSignature):
 		return http.StatusForbidden, resultBadSignature
-	case errors.Is(err, wecom.ErrStale):
+	case errors.Is(err, callback.ErrStale):
 		return http.StatusForbidden, resultStale
-	case errors.Is(err, wecom.ErrCorpID):
+	case errors.Is(err, callback.ErrCorpID):
 		return http.StatusBadRequest, resultWrongCorp
 	default:
 		return http.StatusBadRequest, resultMalformed

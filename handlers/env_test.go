@@ -31,6 +31,7 @@ import (
 	"github.com/wecampus/wecampus/sms"
 	"github.com/wecampus/wecampus/store"
 	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )
 
@@ -62,8 +63,8 @@ type env struct {
 	logs    *syncBuffer
 
 	// WeCom's side: codecs with the same credentials, used to encrypt deliveries and open replies.
-	wecomApp      *wecom.Codec
-	wecomContacts *wecom.Codec
+	wecomApp      *callback.Codec
+	wecomContacts *callback.Codec
 
 	nonce atomic.Int64
 }
@@ -156,11 +157,11 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	e.svc = &app.Service{Store: db, WeCom: client, CAS: casClient, SMS: e.sms, Identity: policy,
 		SMSPolicy: app.SMSPolicy{Secret: []byte("test-sms-secret")}, BaseURL: e.baseURL, Log: log}
 
-	appCodec := mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey, wecom.WithMaxAge(5*time.Minute))
+	appCodec := mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey, callback.WithMaxAge(5*time.Minute))
 	e.wecomApp = mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey)
 	deps := handlers.Deps{Service: e.svc, AppCodec: appCodec, Ready: db.Ping, Log: log, AuthURL: client.AuthURL}
 	if !cfg.noContacts {
-		deps.ContactsCodec = mustCodec(tb, cfg.corpID, testContactsToken, testContactsKey, wecom.WithMaxAge(5*time.Minute))
+		deps.ContactsCodec = mustCodec(tb, cfg.corpID, testContactsToken, testContactsKey, callback.WithMaxAge(5*time.Minute))
 		e.wecomContacts = mustCodec(tb, cfg.corpID, testContactsToken, testContactsKey)
 	}
 	e.reg = prometheus.NewRegistry()
@@ -175,9 +176,9 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	return e
 }
 
-func mustCodec(tb testing.TB, corpID, token, key string, opts ...wecom.CodecOption) *wecom.Codec {
+func mustCodec(tb testing.TB, corpID, token, key string, opts ...callback.Option) *callback.Codec {
 	tb.Helper()
-	c, err := wecom.NewCodec(corpID, token, key, opts...)
+	c, err := callback.New(corpID, token, key, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -238,7 +239,7 @@ func (e *env) nextNonce() string { return strconv.FormatInt(1372623149+e.nonce.A
 
 // encrypt builds the delivery of plaintext to path, encrypted and signed by sender, with the
 // given timestamp.
-func (e *env) encrypt(path string, sender *wecom.Codec, plaintext []byte, ts int64) delivery {
+func (e *env) encrypt(path string, sender *callback.Codec, plaintext []byte, ts int64) delivery {
 	e.t.Helper()
 	timestamp, nonce := strconv.FormatInt(ts, 10), e.nextNonce()
 	body, sig, err := sender.EncryptEvent(plaintext, timestamp, nonce)
@@ -260,9 +261,9 @@ func (e *env) event(in *app.Inbound) delivery {
 		in.CreateTime = time.Now().Unix()
 	}
 	if in.Channel == app.ChannelContacts {
-		return e.encrypt("/wecom/contacts", e.wecomContacts, wecom.EventXML(in), time.Now().Unix())
+		return e.encrypt("/wecom/contacts", e.wecomContacts, callback.EventXML(in), time.Now().Unix())
 	}
-	return e.encrypt("/wecom/callback", e.wecomApp, wecom.EventXML(in), time.Now().Unix())
+	return e.encrypt("/wecom/callback", e.wecomApp, callback.EventXML(in), time.Now().Unix())
 }
 
 func (e *env) post(d delivery) response {
@@ -280,7 +281,7 @@ type replyXML struct {
 }
 
 // openReply decrypts a passive reply the way WeCom does and parses it.
-func (e *env) openReply(sender *wecom.Codec, body []byte) replyXML {
+func (e *env) openReply(sender *callback.Codec, body []byte) replyXML {
 	e.t.Helper()
 	plain, err := sender.OpenReply(body)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 )
 
 // DefaultMaxBodyBytes limits a callback body when Config.MaxBodyBytes is 0. WeCom's encrypted
@@ -38,8 +38,8 @@ type Config struct {
 // Deps are the collaborators of the HTTP layer, built in main.go.
 type Deps struct {
 	Service       *app.Service
-	AppCodec      *wecom.Codec                    // GET|POST /wecom/callback
-	ContactsCodec *wecom.Codec                    // GET|POST /wecom/contacts; nil: that route answers 404
+	AppCodec      *callback.Codec                 // GET|POST /wecom/callback
+	ContactsCodec *callback.Codec                 // GET|POST /wecom/contacts; nil: that route answers 404
 	Ready         func(ctx context.Context) error // /readyz probe (DB ping); nil: Service.Store.Ping
 	Registry      *prometheus.Registry            // /metrics gathers it; nil: a new registry with Go and process collectors
 	Log           *slog.Logger                    // nil: slog.Default()

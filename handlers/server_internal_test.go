@@ -13,12 +13,12 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 )
 
 func newTestEngine(t *testing.T, log *slog.Logger) *gin.Engine {
 	t.Helper()
-	codec, err := wecom.NewCodec("wwcampus00000001", "token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+	codec, err := callback.New("wwcampus00000001", "token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func newTestEngine(t *testing.T, log *slog.Logger) *gin.Engine {
 }
 
 func TestNewValidates(t *testing.T) {
-	codec, err := wecom.NewCodec("wwcampus00000001", "token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+	codec, err := callback.New("wwcampus00000001", "token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
 	if err != nil {
 		t.Fatal(err)
 	}

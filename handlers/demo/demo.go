@@ -29,7 +29,7 @@ import (
 
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/cas/castest"
-	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )
 
@@ -76,8 +76,8 @@ type Config struct {
 
 	// AppCodec and ContactsCodec play WeCom's side of /wecom/callback and /wecom/contacts: built
 	// with the same corp id, tokens and keys as the service's.
-	AppCodec      *wecom.Codec
-	ContactsCodec *wecom.Codec
+	AppCodec      *callback.Codec
+	ContactsCodec *callback.Codec
 	AgentID       int64
 	CorpID        string
 
@@ -248,7 +248,7 @@ func (c *Console) onChange(ev wecomtest.ChangeEvent) {
 // deliver encrypts in with codec and POSTs it to path like WeCom does (msg_signature, timestamp
 // and nonce in the query), retrying a few times when the service does not answer 200. It returns
 // the answer's body.
-func (c *Console) deliver(ctx context.Context, path string, codec *wecom.Codec, in *app.Inbound) ([]byte, error) {
+func (c *Console) deliver(ctx context.Context, path string, codec *callback.Codec, in *app.Inbound) ([]byte, error) {
 	var lastErr error
 	for attempt := range callbackRetries {
 		if attempt > 0 {
@@ -274,10 +274,10 @@ func (c *Console) deliver(ctx context.Context, path string, codec *wecom.Codec, 
 	return nil, lastErr
 }
 
-func (c *Console) post(ctx context.Context, path string, codec *wecom.Codec, in *app.Inbound) ([]byte, int, error) {
+func (c *Console) post(ctx context.Context, path string, codec *callback.Codec, in *app.Inbound) ([]byte, int, error) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	nonce := randomHex(8)
-	body, sig, err := codec.EncryptEvent(wecom.EventXML(in), ts, nonce)
+	body, sig, err := codec.EncryptEvent(callback.EventXML(in), ts, nonce)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/cas/castest"
-	"github.com/wecampus/wecampus/wecom"
+	"github.com/wecampus/wecampus/wecom/callback"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )
 
@@ -31,7 +31,7 @@ const (
 // fakeService stands in for the wecampus service: it opens the callbacks it gets with the
 // service's codecs and answers clicks with a passive reply.
 type fakeService struct {
-	appCodec, contactsCodec *wecom.Codec
+	appCodec, contactsCodec *callback.Codec
 
 	mu       sync.Mutex
 	received []*app.Inbound
@@ -75,9 +75,9 @@ type fixture struct {
 	base    string
 }
 
-func mustCodec(t *testing.T, token, key string) *wecom.Codec {
+func mustCodec(t *testing.T, token, key string) *callback.Codec {
 	t.Helper()
-	c, err := wecom.NewCodec(testCorp, token, key)
+	c, err := callback.New(testCorp, token, key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package wecom
+package callback
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 // The scanner accepts a strict subset of XML 1.0: an optional UTF-8 BOM, whitespace and comments
 // around the root element <xml>, child elements whose content is character data, CDATA sections,
 // the five predefined entities and numeric character references, comments, and nested unknown
-// elements (skipped, at most cbMaxDepth deep). It refuses DOCTYPEs, processing instructions
+// elements (skipped, at most maxDepth deep). It refuses DOCTYPEs, processing instructions
 // (including an <?xml?> declaration), namespace prefixes, non-ASCII element names, text other than
 // whitespace between elements, and anything after the root. On every document it accepts, the
 // values it yields equal what encoding/xml yields (xml_test.go checks this differentially), with
@@ -27,40 +27,40 @@ import (
 // request body is scanned as []byte without a copy, and a decrypted plaintext is converted to a
 // string once so that every field of the resulting app.Inbound shares that one allocation.
 
-// cbText is the input of the scanner: a request body ([]byte) or a decrypted plaintext (string).
-type cbText interface{ ~string | ~[]byte }
+// text is the input of the scanner: a request body ([]byte) or a decrypted plaintext (string).
+type text interface{ ~string | ~[]byte }
 
-// cbMaxDepth bounds the nesting of skipped unknown elements (the root is depth 0).
-const cbMaxDepth = 16
+// maxDepth bounds the nesting of skipped unknown elements (the root is depth 0).
+const maxDepth = 16
 
 // Scanner errors; callers wrap them in ErrMalformed. They never quote the input, which may hold
 // personal data.
 var (
-	cbErrEOF        = errors.New("xml: unexpected end of input")
-	cbErrRoot       = errors.New("xml: root element is not <xml>")
-	cbErrTag        = errors.New("xml: malformed tag")
-	cbErrEndTag     = errors.New("xml: mismatched end tag")
-	cbErrText       = errors.New("xml: text outside an element")
-	cbErrEntity     = errors.New("xml: invalid entity or character reference")
-	cbErrCDATAEnd   = errors.New("xml: unescaped ]]> in text")
-	cbErrComment    = errors.New("xml: malformed comment")
-	cbErrMarkup     = errors.New("xml: unsupported markup (DOCTYPE, processing instruction)")
-	cbErrDepth      = errors.New("xml: elements nested too deep")
-	cbErrTrailing   = errors.New("xml: content after the root element")
-	cbErrChildField = errors.New("xml: a known field has child elements")
-	cbErrDuplicate  = errors.New("xml: duplicate field")
-	cbErrTooLong    = errors.New("xml: field too long")
+	errEOF        = errors.New("xml: unexpected end of input")
+	errRoot       = errors.New("xml: root element is not <xml>")
+	errTag        = errors.New("xml: malformed tag")
+	errEndTag     = errors.New("xml: mismatched end tag")
+	errText       = errors.New("xml: text outside an element")
+	errEntity     = errors.New("xml: invalid entity or character reference")
+	errCDATAEnd   = errors.New("xml: unescaped ]]> in text")
+	errComment    = errors.New("xml: malformed comment")
+	errMarkup     = errors.New("xml: unsupported markup (DOCTYPE, processing instruction)")
+	errDepth      = errors.New("xml: elements nested too deep")
+	errTrailing   = errors.New("xml: content after the root element")
+	errChildField = errors.New("xml: a known field has child elements")
+	errDuplicate  = errors.New("xml: duplicate field")
+	errTooLong    = errors.New("xml: field too long")
 )
 
-// cbScanner walks the direct children of the <xml> root of src.
-type cbScanner[T cbText] struct {
+// scanner walks the direct children of the <xml> root of src.
+type scanner[T text] struct {
 	src  T
 	pos  int
 	done bool // the root's end tag (or a self-closing root) has been consumed
 }
 
-// cbIndexByte is strings.IndexByte / bytes.IndexByte for either input type.
-func cbIndexByte[T cbText](s T, c byte) int {
+// indexByte is strings.IndexByte / bytes.IndexByte for either input type.
+func indexByte[T text](s T, c byte) int {
 	switch v := any(s).(type) {
 	case string:
 		return strings.IndexByte(v, c)
@@ -75,8 +75,8 @@ func cbIndexByte[T cbText](s T, c byte) int {
 	return -1
 }
 
-// cbIndex returns the index of the first sub in s, or -1.
-func cbIndex[T cbText](s T, sub string) int {
+// index returns the index of the first sub in s, or -1.
+func index[T text](s T, sub string) int {
 	switch v := any(s).(type) {
 	case string:
 		return strings.Index(v, sub)
@@ -105,15 +105,15 @@ func cbIndex[T cbText](s T, sub string) int {
 	return -1
 }
 
-// cbHasPrefixAt reports whether s[i:] starts with p.
-func cbHasPrefixAt[T cbText](s T, i int, p string) bool {
+// hasPrefixAt reports whether s[i:] starts with p.
+func hasPrefixAt[T text](s T, i int, p string) bool {
 	return len(s)-i >= len(p) && string(s[i:i+len(p)]) == p
 }
 
-func cbIsSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// cbNameChar classifies bytes of element and attribute names: 1 may start a name, 2 may follow.
-var cbNameChar = func() (t [256]uint8) {
+// nameChar classifies bytes of element and attribute names: 1 may start a name, 2 may follow.
+var nameChar = func() (t [256]uint8) {
 	for c := 0; c < 256; c++ {
 		switch {
 		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_':
@@ -125,20 +125,20 @@ var cbNameChar = func() (t [256]uint8) {
 	return t
 }()
 
-func (s *cbScanner[T]) skipSpace() {
-	for s.pos < len(s.src) && cbIsSpace(s.src[s.pos]) {
+func (s *scanner[T]) skipSpace() {
+	for s.pos < len(s.src) && isSpace(s.src[s.pos]) {
 		s.pos++
 	}
 }
 
 // open consumes everything up to and including the root start tag.
-func (s *cbScanner[T]) open() error {
-	if cbHasPrefixAt(s.src, 0, "\xef\xbb\xbf") {
+func (s *scanner[T]) open() error {
+	if hasPrefixAt(s.src, 0, "\xef\xbb\xbf") {
 		s.pos = 3
 	}
 	for {
 		s.skipSpace()
-		if !cbHasPrefixAt(s.src, s.pos, "<!--") {
+		if !hasPrefixAt(s.src, s.pos, "<!--") {
 			break
 		}
 		if err := s.comment(); err != nil {
@@ -146,20 +146,20 @@ func (s *cbScanner[T]) open() error {
 		}
 	}
 	if s.pos >= len(s.src) {
-		return cbErrEOF
+		return errEOF
 	}
 	if s.src[s.pos] != '<' {
-		return cbErrText
+		return errText
 	}
-	if cbHasPrefixAt(s.src, s.pos, "<!") || cbHasPrefixAt(s.src, s.pos, "<?") {
-		return cbErrMarkup
+	if hasPrefixAt(s.src, s.pos, "<!") || hasPrefixAt(s.src, s.pos, "<?") {
+		return errMarkup
 	}
 	name, selfClosing, err := s.startTag()
 	if err != nil {
 		return err
 	}
 	if string(name) != "xml" {
-		return cbErrRoot
+		return errRoot
 	}
 	if selfClosing {
 		return s.finish()
@@ -168,11 +168,11 @@ func (s *cbScanner[T]) open() error {
 }
 
 // finish marks the root closed and checks that only whitespace follows it.
-func (s *cbScanner[T]) finish() error {
+func (s *scanner[T]) finish() error {
 	s.done = true
 	s.skipSpace()
 	if s.pos != len(s.src) {
-		return cbErrTrailing
+		return errTrailing
 	}
 	return nil
 }
@@ -180,32 +180,32 @@ func (s *cbScanner[T]) finish() error {
 // next returns the next child of the root: its name, its text value (CDATA sections and decoded
 // character data concatenated), and whether it had child elements (its value is then empty).
 // ok is false after the root's end tag.
-func (s *cbScanner[T]) next() (name, value T, nested, ok bool, err error) {
+func (s *scanner[T]) next() (name, value T, nested, ok bool, err error) {
 	for !s.done {
 		s.skipSpace()
 		if s.pos >= len(s.src) {
-			return name, value, false, false, cbErrEOF
+			return name, value, false, false, errEOF
 		}
 		if s.src[s.pos] != '<' {
-			return name, value, false, false, cbErrText
+			return name, value, false, false, errText
 		}
 		switch {
-		case cbHasPrefixAt(s.src, s.pos, "</"):
+		case hasPrefixAt(s.src, s.pos, "</"):
 			end, err := s.endTag()
 			if err != nil {
 				return name, value, false, false, err
 			}
 			if string(end) != "xml" {
-				return name, value, false, false, cbErrEndTag
+				return name, value, false, false, errEndTag
 			}
 			return name, value, false, false, s.finish()
-		case cbHasPrefixAt(s.src, s.pos, "<!--"):
+		case hasPrefixAt(s.src, s.pos, "<!--"):
 			if err := s.comment(); err != nil {
 				return name, value, false, false, err
 			}
 			continue
-		case cbHasPrefixAt(s.src, s.pos, "<!"), cbHasPrefixAt(s.src, s.pos, "<?"):
-			return name, value, false, false, cbErrMarkup
+		case hasPrefixAt(s.src, s.pos, "<!"), hasPrefixAt(s.src, s.pos, "<?"):
+			return name, value, false, false, errMarkup
 		}
 		var selfClosing bool
 		name, selfClosing, err = s.startTag()
@@ -222,30 +222,30 @@ func (s *cbScanner[T]) next() (name, value T, nested, ok bool, err error) {
 }
 
 // startTag consumes "<Name attr='v' …>" or "…/>" at s.pos.
-func (s *cbScanner[T]) startTag() (name T, selfClosing bool, err error) {
+func (s *scanner[T]) startTag() (name T, selfClosing bool, err error) {
 	s.pos++ // '<'
 	name, err = s.name()
 	if err != nil {
 		return name, false, err
 	}
 	for {
-		hadSpace := s.pos < len(s.src) && cbIsSpace(s.src[s.pos])
+		hadSpace := s.pos < len(s.src) && isSpace(s.src[s.pos])
 		s.skipSpace()
 		if s.pos >= len(s.src) {
-			return name, false, cbErrEOF
+			return name, false, errEOF
 		}
 		switch c := s.src[s.pos]; {
 		case c == '>':
 			s.pos++
 			return name, false, nil
 		case c == '/':
-			if !cbHasPrefixAt(s.src, s.pos, "/>") {
-				return name, false, cbErrTag
+			if !hasPrefixAt(s.src, s.pos, "/>") {
+				return name, false, errTag
 			}
 			s.pos += 2
 			return name, true, nil
 		case !hadSpace:
-			return name, false, cbErrTag
+			return name, false, errTag
 		}
 		if err := s.attribute(); err != nil {
 			return name, false, err
@@ -254,33 +254,33 @@ func (s *cbScanner[T]) startTag() (name T, selfClosing bool, err error) {
 }
 
 // attribute consumes name="value" (or single quotes) and validates the value's entities.
-func (s *cbScanner[T]) attribute() error {
+func (s *scanner[T]) attribute() error {
 	if _, err := s.name(); err != nil {
 		return err
 	}
 	s.skipSpace()
 	if s.pos >= len(s.src) || s.src[s.pos] != '=' {
-		return cbErrTag
+		return errTag
 	}
 	s.pos++
 	s.skipSpace()
 	if s.pos >= len(s.src) {
-		return cbErrEOF
+		return errEOF
 	}
 	q := s.src[s.pos]
 	if q != '"' && q != '\'' {
-		return cbErrTag
+		return errTag
 	}
 	s.pos++
-	end := cbIndexByte(s.src[s.pos:], q)
+	end := indexByte(s.src[s.pos:], q)
 	if end < 0 {
-		return cbErrEOF
+		return errEOF
 	}
 	v := s.src[s.pos : s.pos+end]
-	if cbIndexByte(v, '<') >= 0 {
-		return cbErrTag
+	if indexByte(v, '<') >= 0 {
+		return errTag
 	}
-	if _, err := cbCheckText(v); err != nil {
+	if _, err := checkText(v); err != nil {
 		return err
 	}
 	s.pos += end + 1
@@ -288,23 +288,23 @@ func (s *cbScanner[T]) attribute() error {
 }
 
 // name consumes an element or attribute name: ASCII letters, digits, '_', '-', '.'.
-func (s *cbScanner[T]) name() (T, error) {
+func (s *scanner[T]) name() (T, error) {
 	start := s.pos
 	if s.pos >= len(s.src) {
-		return s.src[start:start], cbErrEOF
+		return s.src[start:start], errEOF
 	}
-	if cbNameChar[s.src[s.pos]]&1 == 0 {
-		return s.src[start:start], cbErrTag
+	if nameChar[s.src[s.pos]]&1 == 0 {
+		return s.src[start:start], errTag
 	}
 	s.pos++
-	for s.pos < len(s.src) && cbNameChar[s.src[s.pos]]&2 != 0 {
+	for s.pos < len(s.src) && nameChar[s.src[s.pos]]&2 != 0 {
 		s.pos++
 	}
 	return s.src[start:s.pos], nil
 }
 
 // endTag consumes "</Name>" at s.pos and returns Name.
-func (s *cbScanner[T]) endTag() (T, error) {
+func (s *scanner[T]) endTag() (T, error) {
 	s.pos += 2 // "</"
 	name, err := s.name()
 	if err != nil {
@@ -312,24 +312,24 @@ func (s *cbScanner[T]) endTag() (T, error) {
 	}
 	s.skipSpace()
 	if s.pos >= len(s.src) {
-		return name, cbErrEOF
+		return name, errEOF
 	}
 	if s.src[s.pos] != '>' {
-		return name, cbErrTag
+		return name, errTag
 	}
 	s.pos++
 	return name, nil
 }
 
 // comment consumes "<!-- … -->" at s.pos. As in encoding/xml, "--" may only end the comment.
-func (s *cbScanner[T]) comment() error {
+func (s *scanner[T]) comment() error {
 	s.pos += 4 // "<!--"
-	i := cbIndex(s.src[s.pos:], "--")
+	i := index(s.src[s.pos:], "--")
 	if i < 0 || s.pos+i+2 >= len(s.src) {
-		return cbErrEOF
+		return errEOF
 	}
 	if s.src[s.pos+i+2] != '>' {
-		return cbErrComment
+		return errComment
 	}
 	s.pos += i + 3
 	return nil
@@ -338,9 +338,9 @@ func (s *cbScanner[T]) comment() error {
 // content consumes the content and end tag of the element name, whose start tag has just been
 // read, at the given depth. It returns the element's text (a sub-slice of the input unless it had
 // to be decoded) and whether the element had children.
-func (s *cbScanner[T]) content(name T, depth int) (value T, nested bool, err error) {
-	if depth > cbMaxDepth {
-		return value, false, cbErrDepth
+func (s *scanner[T]) content(name T, depth int) (value T, nested bool, err error) {
+	if depth > maxDepth {
+		return value, false, errDepth
 	}
 	start := s.pos
 	pieces := 0
@@ -348,15 +348,15 @@ func (s *cbScanner[T]) content(name T, depth int) (value T, nested bool, err err
 	var first T
 	for {
 		if s.pos >= len(s.src) {
-			return value, false, cbErrEOF
+			return value, false, errEOF
 		}
 		if s.src[s.pos] != '<' {
-			end := cbIndexByte(s.src[s.pos:], '<')
+			end := indexByte(s.src[s.pos:], '<')
 			if end < 0 {
-				return value, false, cbErrEOF
+				return value, false, errEOF
 			}
 			run := s.src[s.pos : s.pos+end]
-			work, err := cbCheckText(run)
+			work, err := checkText(run)
 			if err != nil {
 				return value, false, err
 			}
@@ -367,18 +367,18 @@ func (s *cbScanner[T]) content(name T, depth int) (value T, nested bool, err err
 			continue
 		}
 		switch {
-		case cbHasPrefixAt(s.src, s.pos, "<![CDATA["):
+		case hasPrefixAt(s.src, s.pos, "<![CDATA["):
 			body := s.pos + len("<![CDATA[")
-			end := cbIndex(s.src[body:], "]]>")
+			end := index(s.src[body:], "]]>")
 			if end < 0 {
-				return value, false, cbErrEOF
+				return value, false, errEOF
 			}
 			data := s.src[body : body+end]
-			decode = decode || cbIndexByte(data, '\r') >= 0
+			decode = decode || indexByte(data, '\r') >= 0
 			first = data
 			pieces++
 			s.pos = body + end + len("]]>")
-		case cbHasPrefixAt(s.src, s.pos, "</"):
+		case hasPrefixAt(s.src, s.pos, "</"):
 			stop := s.pos
 			if after := s.pos + 2 + len(name); after < len(s.src) && s.src[after] == '>' &&
 				string(s.src[s.pos+2:after]) == string(name) {
@@ -389,7 +389,7 @@ func (s *cbScanner[T]) content(name T, depth int) (value T, nested bool, err err
 					return value, false, err
 				}
 				if string(end) != string(name) {
-					return value, false, cbErrEndTag
+					return value, false, errEndTag
 				}
 			}
 			switch {
@@ -401,13 +401,13 @@ func (s *cbScanner[T]) content(name T, depth int) (value T, nested bool, err err
 				return first, false, nil
 			}
 			// Several pieces (text around a CDATA section, a split CDATA) or one that needs work.
-			return cbDecodeContent(s.src[start:stop]), false, nil
-		case cbHasPrefixAt(s.src, s.pos, "<!--"):
+			return decodeContent(s.src[start:stop]), false, nil
+		case hasPrefixAt(s.src, s.pos, "<!--"):
 			if err := s.comment(); err != nil {
 				return value, false, err
 			}
-		case cbHasPrefixAt(s.src, s.pos, "<!"), cbHasPrefixAt(s.src, s.pos, "<?"):
-			return value, false, cbErrMarkup
+		case hasPrefixAt(s.src, s.pos, "<!"), hasPrefixAt(s.src, s.pos, "<?"):
+			return value, false, errMarkup
 		default:
 			child, selfClosing, err := s.startTag()
 			if err != nil {
@@ -423,15 +423,15 @@ func (s *cbScanner[T]) content(name T, depth int) (value T, nested bool, err err
 	}
 }
 
-// cbCheckText validates character data (entities, no "]]>") and reports whether decoding it needs
+// checkText validates character data (entities, no "]]>") and reports whether decoding it needs
 // work: an entity to replace or a carriage return to normalise.
-func cbCheckText[T cbText](s T) (work bool, err error) {
+func checkText[T text](s T) (work bool, err error) {
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case '&':
-			_, n, ok := cbEntity(s, i)
+			_, n, ok := entity(s, i)
 			if !ok {
-				return false, cbErrEntity
+				return false, errEntity
 			}
 			i += n - 1
 			work = true
@@ -439,16 +439,16 @@ func cbCheckText[T cbText](s T) (work bool, err error) {
 			work = true
 		case '>':
 			if i >= 2 && s[i-1] == ']' && s[i-2] == ']' {
-				return false, cbErrCDATAEnd
+				return false, errCDATAEnd
 			}
 		}
 	}
 	return work, nil
 }
 
-// cbEntity decodes the entity or character reference starting at s[i] == '&', returning the
+// entity decodes the entity or character reference starting at s[i] == '&', returning the
 // rune and the length of the reference including '&' and ';'.
-func cbEntity[T cbText](s T, i int) (r rune, n int, ok bool) {
+func entity[T text](s T, i int) (r rune, n int, ok bool) {
 	j := i + 1
 	if j < len(s) && s[j] == '#' {
 		j++
@@ -480,7 +480,7 @@ func cbEntity[T cbText](s T, i int) (r rune, n int, ok bool) {
 			}
 			digits++
 		}
-		if digits == 0 || j >= len(s) || s[j] != ';' || !cbIsXMLChar(r) {
+		if digits == 0 || j >= len(s) || s[j] != ';' || !isXMLChar(r) {
 			return 0, 0, false
 		}
 		return r, j + 1 - i, true
@@ -489,41 +489,41 @@ func cbEntity[T cbText](s T, i int) (r rune, n int, ok bool) {
 		name string
 		r    rune
 	}{{"lt;", '<'}, {"gt;", '>'}, {"amp;", '&'}, {"apos;", '\''}, {"quot;", '"'}} {
-		if cbHasPrefixAt(s, j, e.name) {
+		if hasPrefixAt(s, j, e.name) {
 			return e.r, 1 + len(e.name), true
 		}
 	}
 	return 0, 0, false
 }
 
-// cbIsXMLChar reports whether r is in XML 1.0's Char production.
-func cbIsXMLChar(r rune) bool {
+// isXMLChar reports whether r is in XML 1.0's Char production.
+func isXMLChar(r rune) bool {
 	return r == 0x09 || r == 0x0A || r == 0x0D ||
 		r >= 0x20 && r <= 0xD7FF ||
 		r >= 0xE000 && r <= 0xFFFD ||
 		r >= 0x10000 && r <= 0x10FFFF
 }
 
-// cbDecodeContent builds the value of an element whose content (already validated, without child
+// decodeContent builds the value of an element whose content (already validated, without child
 // elements) is not a single plain piece: it concatenates CDATA sections and character data,
 // replaces entities, drops comments, and turns "\r\n" and a lone "\r" from the input into "\n"
 // exactly as encoding/xml does (a carriage return written as &#13; stays).
-func cbDecodeContent[T cbText](s T) T {
+func decodeContent[T text](s T) T {
 	buf := make([]byte, 0, len(s))
 	for i := 0; i < len(s); {
 		if s[i] == '<' {
-			if cbHasPrefixAt(s, i, "<!--") {
-				i += 4 + cbIndex(s[i+4:], "-->") + 3
+			if hasPrefixAt(s, i, "<!--") {
+				i += 4 + index(s[i+4:], "-->") + 3
 				continue
 			}
 			// A CDATA section: validated by content, so its end is present.
 			body := i + len("<![CDATA[")
-			end := body + cbIndex(s[body:], "]]>")
-			buf = cbAppendNormalized(buf, s[body:end])
+			end := body + index(s[body:], "]]>")
+			buf = appendNormalized(buf, s[body:end])
 			i = end + len("]]>")
 			continue
 		}
-		end := cbIndexByte(s[i:], '<')
+		end := indexByte(s[i:], '<')
 		if end < 0 {
 			end = len(s) - i
 		}
@@ -532,7 +532,7 @@ func cbDecodeContent[T cbText](s T) T {
 		for k := 0; k < len(run); k++ {
 			switch c := run[k]; c {
 			case '&':
-				r, n, _ := cbEntity(run, k)
+				r, n, _ := entity(run, k)
 				buf = utf8.AppendRune(buf, r)
 				k += n - 1
 				prevCR = false
@@ -555,8 +555,8 @@ func cbDecodeContent[T cbText](s T) T {
 	return T(buf)
 }
 
-// cbAppendNormalized appends CDATA content with "\r\n" and "\r" turned into "\n".
-func cbAppendNormalized[T cbText](buf []byte, s T) []byte {
+// appendNormalized appends CDATA content with "\r\n" and "\r" turned into "\n".
+func appendNormalized[T text](buf []byte, s T) []byte {
 	prevCR := false
 	for k := 0; k < len(s); k++ {
 		switch c := s[k]; {
@@ -573,11 +573,11 @@ func cbAppendNormalized[T cbText](buf []byte, s T) []byte {
 	return buf
 }
 
-// cbAppendCDATA appends s as CDATA so that any parser reads back exactly s: "]]>" is split across
+// appendCDATA appends s as CDATA so that any parser reads back exactly s: "]]>" is split across
 // two sections, a carriage return is written as &#13; between sections (a raw one would be
 // normalised to "\n"), and characters XML 1.0 cannot carry at all (C0 controls, invalid UTF-8,
 // U+FFFE, U+FFFF) become U+FFFD.
-func cbAppendCDATA(dst []byte, s string) []byte {
+func appendCDATA(dst []byte, s string) []byte {
 	dst = append(dst, "<![CDATA["...)
 	start := 0
 	for i := 0; i < len(s); {
@@ -626,9 +626,9 @@ func cbAppendCDATA(dst []byte, s string) []byte {
 	return append(dst, "]]>"...)
 }
 
-// cbAppendEscaped appends s as escaped character data (for values such as numbers that WeCom
+// appendEscaped appends s as escaped character data (for values such as numbers that WeCom
 // writes without CDATA), with the same replacement of characters XML cannot carry.
-func cbAppendEscaped(dst []byte, s string) []byte {
+func appendEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -667,23 +667,23 @@ func cbAppendEscaped(dst []byte, s string) []byte {
 	return append(dst, s[start:]...)
 }
 
-// cbAppendElem appends <name>CDATA</name>.
-func cbAppendElem(dst []byte, name, value string) []byte {
+// appendElem appends <name>CDATA</name>.
+func appendElem(dst []byte, name, value string) []byte {
 	dst = append(dst, '<')
 	dst = append(dst, name...)
 	dst = append(dst, '>')
-	dst = cbAppendCDATA(dst, value)
+	dst = appendCDATA(dst, value)
 	dst = append(dst, "</"...)
 	dst = append(dst, name...)
 	return append(dst, '>')
 }
 
-// cbAppendPlainElem appends <name>escaped text</name>.
-func cbAppendPlainElem(dst []byte, name, value string) []byte {
+// appendPlainElem appends <name>escaped text</name>.
+func appendPlainElem(dst []byte, name, value string) []byte {
 	dst = append(dst, '<')
 	dst = append(dst, name...)
 	dst = append(dst, '>')
-	dst = cbAppendEscaped(dst, value)
+	dst = appendEscaped(dst, value)
 	dst = append(dst, "</"...)
 	dst = append(dst, name...)
 	return append(dst, '>')

@@ -1,4 +1,4 @@
-package wecom
+package callback
 
 import (
 	"crypto/aes"
@@ -36,19 +36,19 @@ var (
 // Limits on callback input. Anything beyond them is ErrMalformed, so an oversized or hostile
 // request costs no more than one bounded pass.
 const (
-	cbMaxBody      = 1 << 20  // POST body, passive-reply envelope, EncryptEvent plaintext
-	cbMaxEchoStr   = 4 << 10  // GET echostr (WeCom's is ~90 characters)
-	cbMaxTimestamp = 20       // decimal digits
-	cbMaxNonce     = 128      // WeCom's nonces are ~10 digits
-	cbMaxField     = 16 << 10 // one field of the decrypted event XML
-	cbMaxReplyText = 2048     // passive text reply Content, bytes (doc 90241)
-	cbPoolMaxCap   = 64 << 10 // larger scratch buffers are not kept in the pool
-	cbPadBlock     = 32       // WeCom pads to 32 bytes, not to the AES block size (doc 90968)
-	cbHeaderLen    = 20       // random(16) ‖ msg_len(4)
-	cbDefaultAge   = 5 * time.Minute
+	maxBody       = 1 << 20  // POST body, passive-reply envelope, EncryptEvent plaintext
+	maxEchoStr    = 4 << 10  // GET echostr (WeCom's is ~90 characters)
+	maxTimestamp  = 20       // decimal digits
+	maxNonce      = 128      // WeCom's nonces are ~10 digits
+	maxField      = 16 << 10 // one field of the decrypted event XML
+	maxReplyText  = 2048     // passive text reply Content, bytes (doc 90241)
+	poolMaxCap    = 64 << 10 // larger scratch buffers are not kept in the pool
+	padBlock      = 32       // WeCom pads to 32 bytes, not to the AES block size (doc 90968)
+	headerLen     = 20       // random(16) ‖ msg_len(4)
+	defaultMaxAge = 5 * time.Minute
 
-	// cbReplyEnvelopeLen is the fixed markup of cbAppendReplyEnvelope, rounded up.
-	cbReplyEnvelopeLen = 160
+	// replyEnvelopeLen is the fixed markup of appendReplyEnvelope, rounded up.
+	replyEnvelopeLen = 160
 )
 
 // Codec verifies, decrypts and parses WeCom callbacks and builds encrypted passive replies for
@@ -74,15 +74,15 @@ type Codec struct {
 	customRand bool
 	maxAge     time.Duration
 
-	pool sync.Pool // *cbScratch
+	pool sync.Pool // *scratch
 }
 
-// CodecOption configures a Codec.
-type CodecOption func(*Codec)
+// Option configures a Codec.
+type Option func(*Codec)
 
 // WithNow sets the clock used for the replay window and the CreateTime of replies (default
 // time.Now).
-func WithNow(now func() time.Time) CodecOption {
+func WithNow(now func() time.Time) Option {
 	return func(c *Codec) {
 		if now != nil {
 			c.now = now
@@ -92,7 +92,7 @@ func WithNow(now func() time.Time) CodecOption {
 
 // WithRand sets the entropy source for the 16-byte random prefix of encrypted messages and for
 // generated nonces (default crypto/rand.Reader). Reads from it are serialised.
-func WithRand(r io.Reader) CodecOption {
+func WithRand(r io.Reader) Option {
 	return func(c *Codec) {
 		if r != nil {
 			c.rand = r
@@ -103,13 +103,13 @@ func WithRand(r io.Reader) CodecOption {
 
 // WithMaxAge sets the replay window: Open refuses a POST whose timestamp is more than d before or
 // after now with ErrStale (default 5m). d <= 0 disables the check. GET verification is exempt.
-func WithMaxAge(d time.Duration) CodecOption {
+func WithMaxAge(d time.Duration) Option {
 	return func(c *Codec) { c.maxAge = d }
 }
 
-// NewCodec returns a codec for the callback configured with token and encodingAESKey (the 43
+// New returns a codec for the callback configured with token and encodingAESKey (the 43
 // characters of [A-Za-z0-9] shown in the WeCom console) whose receiveid is corpID.
-func NewCodec(corpID, token, encodingAESKey string, opts ...CodecOption) (*Codec, error) {
+func New(corpID, token, encodingAESKey string, opts ...Option) (*Codec, error) {
 	if corpID == "" {
 		return nil, errors.New("wecom: codec: empty corp id")
 	}
@@ -129,7 +129,7 @@ func NewCodec(corpID, token, encodingAESKey string, opts ...CodecOption) (*Codec
 		token:  token,
 		now:    time.Now,
 		rand:   rand.Reader,
-		maxAge: cbDefaultAge,
+		maxAge: defaultMaxAge,
 	}
 	n, err := base64.StdEncoding.Decode(c.key[:], []byte(encodingAESKey+"="))
 	if err != nil || n != len(c.key) {
@@ -147,7 +147,7 @@ func NewCodec(corpID, token, encodingAESKey string, opts ...CodecOption) (*Codec
 }
 
 // String describes the codec without its secrets.
-func (c *Codec) String() string { return "wecom.Codec{corp_id: " + c.corpID + "}" }
+func (c *Codec) String() string { return "callback.Codec{corp_id: " + c.corpID + "}" }
 
 // LogValue keeps the token and key out of structured logs.
 func (c *Codec) LogValue() slog.Value { return slog.StringValue(c.String()) }
@@ -157,19 +157,19 @@ func (c *Codec) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // is the corp id and returns the plaintext, to be written as the whole response body. The
 // parameters are the URL-decoded query values. There is no timestamp window here.
 func (c *Codec) VerifyURL(msgSignature, timestamp, nonce, echostr string) ([]byte, error) {
-	if err := cbCheckQuery(timestamp, nonce); err != nil {
+	if err := checkQuery(timestamp, nonce); err != nil {
 		return nil, err
 	}
-	if echostr == "" || len(echostr) > cbMaxEchoStr {
-		return nil, fmt.Errorf("%w: echostr missing or longer than %d bytes", ErrMalformed, cbMaxEchoStr)
+	if echostr == "" || len(echostr) > maxEchoStr {
+		return nil, fmt.Errorf("%w: echostr missing or longer than %d bytes", ErrMalformed, maxEchoStr)
 	}
-	sc := c.cbGet()
-	defer c.cbPut(sc)
+	sc := c.get()
+	defer c.put(sc)
 	var ok bool
-	if ok, sc.sig = cbSignatureOK(sc.sig, msgSignature, c.token, timestamp, nonce, echostr); !ok {
+	if ok, sc.sig = signatureOK(sc.sig, msgSignature, c.token, timestamp, nonce, echostr); !ok {
 		return nil, ErrSignature
 	}
-	msg, err := cbDecrypt(c, sc, echostr)
+	msg, err := decrypt(c, sc, echostr)
 	if err != nil {
 		return nil, err
 	}
@@ -181,33 +181,33 @@ func (c *Codec) VerifyURL(msgSignature, timestamp, nonce, echostr string) ([]byt
 // decrypts, checks the receiveid (ErrCorpID) and parses the event XML into an app.Inbound whose
 // Channel is channel. The strings of the result share one copy of the plaintext.
 func (c *Codec) Open(msgSignature, timestamp, nonce string, body []byte, channel string) (*app.Inbound, error) {
-	if err := cbCheckQuery(timestamp, nonce); err != nil {
+	if err := checkQuery(timestamp, nonce); err != nil {
 		return nil, err
 	}
-	if err := c.cbCheckFresh(timestamp); err != nil {
+	if err := c.checkFresh(timestamp); err != nil {
 		return nil, err
 	}
-	if len(body) == 0 || len(body) > cbMaxBody {
-		return nil, fmt.Errorf("%w: body is empty or longer than %d bytes", ErrMalformed, cbMaxBody)
+	if len(body) == 0 || len(body) > maxBody {
+		return nil, fmt.Errorf("%w: body is empty or longer than %d bytes", ErrMalformed, maxBody)
 	}
-	env, err := cbParseEnvelope(body)
+	env, err := parseEnvelope(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
 	}
 	if len(env.encrypt) == 0 {
 		return nil, fmt.Errorf("%w: envelope has no Encrypt", ErrMalformed)
 	}
-	sc := c.cbGet()
-	defer c.cbPut(sc)
+	sc := c.get()
+	defer c.put(sc)
 	var ok bool
-	if ok, sc.sig = cbSignatureOK(sc.sig, msgSignature, c.token, timestamp, nonce, env.encrypt); !ok {
+	if ok, sc.sig = signatureOK(sc.sig, msgSignature, c.token, timestamp, nonce, env.encrypt); !ok {
 		return nil, ErrSignature
 	}
-	msg, err := cbDecrypt(c, sc, env.encrypt)
+	msg, err := decrypt(c, sc, env.encrypt)
 	if err != nil {
 		return nil, err
 	}
-	in, err := cbParseInbound(string(msg), channel)
+	in, err := parseInbound(string(msg), channel)
 	if err != nil {
 		return nil, fmt.Errorf("%w: message: %w", ErrMalformed, err)
 	}
@@ -227,30 +227,30 @@ func (c *Codec) Seal(in *app.Inbound, reply app.Reply, timestamp, nonce string) 
 	if in == nil || in.FromUser == "" {
 		return nil, errors.New("wecom: seal: the inbound message has no FromUserName to reply to")
 	}
-	if len(reply.Text) > cbMaxReplyText {
-		return nil, fmt.Errorf("wecom: seal: reply text is %d bytes, WeCom accepts at most %d", len(reply.Text), cbMaxReplyText)
+	if len(reply.Text) > maxReplyText {
+		return nil, fmt.Errorf("wecom: seal: reply text is %d bytes, WeCom accepts at most %d", len(reply.Text), maxReplyText)
 	}
 	now := c.now()
-	if !cbEchoable(timestamp, cbMaxTimestamp, true) {
+	if !echoable(timestamp, maxTimestamp, true) {
 		timestamp = strconv.FormatInt(now.Unix(), 10)
 	}
-	if !cbEchoable(nonce, cbMaxNonce, false) {
+	if !echoable(nonce, maxNonce, false) {
 		var err error
-		if nonce, err = c.cbNonce(); err != nil {
+		if nonce, err = c.nonce(); err != nil {
 			return nil, err
 		}
 	}
-	sc := c.cbGet()
-	defer c.cbPut(sc)
-	if err := c.cbBegin(sc); err != nil {
+	sc := c.get()
+	defer c.put(sc)
+	if err := c.begin(sc); err != nil {
 		return nil, err
 	}
-	sc.plain = cbAppendReplyXML(sc.plain, in.FromUser, c.corpID, now.Unix(), reply.Text)
-	enc := c.cbEncrypt(sc)
-	var sig [cbSigLen]byte
-	sig, sc.sig = cbSignature(sc.sig, c.token, timestamp, nonce, enc)
-	out := make([]byte, 0, len(enc)+len(sig)+len(timestamp)+len(nonce)+cbReplyEnvelopeLen)
-	return cbAppendReplyEnvelope(out, enc, sig[:], timestamp, nonce), nil
+	sc.plain = appendReplyXML(sc.plain, in.FromUser, c.corpID, now.Unix(), reply.Text)
+	enc := c.encrypt(sc)
+	var sig [sigLen]byte
+	sig, sc.sig = signature(sc.sig, c.token, timestamp, nonce, enc)
+	out := make([]byte, 0, len(enc)+len(sig)+len(timestamp)+len(nonce)+replyEnvelopeLen)
+	return appendReplyEnvelope(out, enc, sig[:], timestamp, nonce), nil
 }
 
 // EncryptEvent plays WeCom's side for simulators and tests: it encrypts a plaintext event XML into
@@ -260,30 +260,30 @@ func (c *Codec) EncryptEvent(plaintext []byte, timestamp, nonce string) (body []
 	if timestamp == "" || nonce == "" {
 		return nil, "", errors.New("wecom: encrypt event: timestamp and nonce are required")
 	}
-	if len(plaintext) > cbMaxBody {
-		return nil, "", fmt.Errorf("wecom: encrypt event: plaintext longer than %d bytes", cbMaxBody)
+	if len(plaintext) > maxBody {
+		return nil, "", fmt.Errorf("wecom: encrypt event: plaintext longer than %d bytes", maxBody)
 	}
-	sc := c.cbGet()
-	defer c.cbPut(sc)
-	if err := c.cbBegin(sc); err != nil {
+	sc := c.get()
+	defer c.put(sc)
+	if err := c.begin(sc); err != nil {
 		return nil, "", err
 	}
 	sc.plain = append(sc.plain, plaintext...)
-	enc := c.cbEncrypt(sc)
-	var sig [cbSigLen]byte
-	sig, sc.sig = cbSignature(sc.sig, c.token, timestamp, nonce, enc)
+	enc := c.encrypt(sc)
+	var sig [sigLen]byte
+	sig, sc.sig = signature(sc.sig, c.token, timestamp, nonce, enc)
 
 	var agentID string
-	if env, err := cbParseEnvelope(plaintext); err == nil {
+	if env, err := parseEnvelope(plaintext); err == nil {
 		agentID = string(env.agentID)
 	}
 	body = append(body, "<xml><ToUserName>"...)
-	body = cbAppendCDATA(body, c.corpID)
+	body = appendCDATA(body, c.corpID)
 	body = append(body, "</ToUserName><Encrypt><![CDATA["...)
 	body = append(body, enc...)
 	body = append(body, "]]></Encrypt>"...)
 	if agentID != "" {
-		body = cbAppendElem(body, "AgentID", agentID)
+		body = appendElem(body, "AgentID", agentID)
 	}
 	body = append(body, "</xml>"...)
 	return body, string(sig[:]), nil
@@ -295,18 +295,18 @@ func (c *Codec) EncryptEcho(plaintext, timestamp, nonce string) (echostr, msgSig
 	if timestamp == "" || nonce == "" {
 		return "", "", errors.New("wecom: encrypt echo: timestamp and nonce are required")
 	}
-	if len(plaintext) > cbMaxEchoStr {
-		return "", "", fmt.Errorf("wecom: encrypt echo: plaintext longer than %d bytes", cbMaxEchoStr)
+	if len(plaintext) > maxEchoStr {
+		return "", "", fmt.Errorf("wecom: encrypt echo: plaintext longer than %d bytes", maxEchoStr)
 	}
-	sc := c.cbGet()
-	defer c.cbPut(sc)
-	if err := c.cbBegin(sc); err != nil {
+	sc := c.get()
+	defer c.put(sc)
+	if err := c.begin(sc); err != nil {
 		return "", "", err
 	}
 	sc.plain = append(sc.plain, plaintext...)
-	enc := c.cbEncrypt(sc)
-	var sig [cbSigLen]byte
-	sig, sc.sig = cbSignature(sc.sig, c.token, timestamp, nonce, enc)
+	enc := c.encrypt(sc)
+	var sig [sigLen]byte
+	sig, sc.sig = signature(sc.sig, c.token, timestamp, nonce, enc)
 	return string(enc), string(sig[:]), nil
 }
 
@@ -314,10 +314,10 @@ func (c *Codec) EncryptEcho(plaintext, timestamp, nonce string) (echostr, msgSig
 // its MsgSignature over (token, TimeStamp, Nonce, Encrypt), decrypts it, checks the receiveid
 // and returns the reply's plaintext XML. It applies no timestamp window.
 func (c *Codec) OpenReply(body []byte) (plaintext []byte, err error) {
-	if len(body) == 0 || len(body) > cbMaxBody {
-		return nil, fmt.Errorf("%w: reply is empty or longer than %d bytes", ErrMalformed, cbMaxBody)
+	if len(body) == 0 || len(body) > maxBody {
+		return nil, fmt.Errorf("%w: reply is empty or longer than %d bytes", ErrMalformed, maxBody)
 	}
-	env, err := cbParseEnvelope(body)
+	env, err := parseEnvelope(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reply envelope: %w", ErrMalformed, err)
 	}
@@ -325,36 +325,36 @@ func (c *Codec) OpenReply(body []byte) (plaintext []byte, err error) {
 		return nil, fmt.Errorf("%w: reply envelope lacks Encrypt or MsgSignature", ErrMalformed)
 	}
 	timestamp, nonce := string(env.timeStamp), string(env.nonce)
-	if err := cbCheckQuery(timestamp, nonce); err != nil {
+	if err := checkQuery(timestamp, nonce); err != nil {
 		return nil, err
 	}
-	sc := c.cbGet()
-	defer c.cbPut(sc)
+	sc := c.get()
+	defer c.put(sc)
 	var ok bool
-	if ok, sc.sig = cbSignatureOK(sc.sig, string(env.msgSignature), c.token, timestamp, nonce, env.encrypt); !ok {
+	if ok, sc.sig = signatureOK(sc.sig, string(env.msgSignature), c.token, timestamp, nonce, env.encrypt); !ok {
 		return nil, ErrSignature
 	}
-	msg, err := cbDecrypt(c, sc, env.encrypt)
+	msg, err := decrypt(c, sc, env.encrypt)
 	if err != nil {
 		return nil, err
 	}
 	return append([]byte(nil), msg...), nil
 }
 
-// cbCheckQuery checks the presence and size of the timestamp and nonce query parameters.
-func cbCheckQuery(timestamp, nonce string) error {
-	if timestamp == "" || len(timestamp) > cbMaxTimestamp {
-		return fmt.Errorf("%w: timestamp missing or longer than %d bytes", ErrMalformed, cbMaxTimestamp)
+// checkQuery checks the presence and size of the timestamp and nonce query parameters.
+func checkQuery(timestamp, nonce string) error {
+	if timestamp == "" || len(timestamp) > maxTimestamp {
+		return fmt.Errorf("%w: timestamp missing or longer than %d bytes", ErrMalformed, maxTimestamp)
 	}
-	if nonce == "" || len(nonce) > cbMaxNonce {
-		return fmt.Errorf("%w: nonce missing or longer than %d bytes", ErrMalformed, cbMaxNonce)
+	if nonce == "" || len(nonce) > maxNonce {
+		return fmt.Errorf("%w: nonce missing or longer than %d bytes", ErrMalformed, maxNonce)
 	}
 	return nil
 }
 
-// cbEchoable reports whether a request's timestamp (digits) or nonce (printable ASCII) can be
+// echoable reports whether a request's timestamp (digits) or nonce (printable ASCII) can be
 // echoed in a reply envelope and read back byte for byte.
-func cbEchoable(s string, maxLen int, digits bool) bool {
+func echoable(s string, maxLen int, digits bool) bool {
 	if s == "" || len(s) > maxLen {
 		return false
 	}
@@ -366,8 +366,8 @@ func cbEchoable(s string, maxLen int, digits bool) bool {
 	return true
 }
 
-// cbCheckFresh enforces the replay window on a POST's timestamp (unix seconds, decimal).
-func (c *Codec) cbCheckFresh(timestamp string) error {
+// checkFresh enforces the replay window on a POST's timestamp (unix seconds, decimal).
+func (c *Codec) checkFresh(timestamp string) error {
 	if c.maxAge <= 0 {
 		return nil
 	}
@@ -387,9 +387,9 @@ func (c *Codec) cbCheckFresh(timestamp string) error {
 	return nil
 }
 
-// cbScratch holds the per-call buffers and CBC modes; Codec.pool recycles them, so a steady
+// scratch holds the per-call buffers and CBC modes; Codec.pool recycles them, so a steady
 // stream of callbacks allocates only its results.
-type cbScratch struct {
+type scratch struct {
 	plain []byte // random ‖ msg_len ‖ msg ‖ receiveid ‖ padding, encrypted or decrypted in place
 	b64   []byte // base64 text
 	sig   []byte // signature input
@@ -397,51 +397,51 @@ type cbScratch struct {
 	dec   cipher.BlockMode
 }
 
-func (c *Codec) cbGet() *cbScratch {
-	if sc, ok := c.pool.Get().(*cbScratch); ok {
+func (c *Codec) get() *scratch {
+	if sc, ok := c.pool.Get().(*scratch); ok {
 		return sc
 	}
-	return &cbScratch{
+	return &scratch{
 		enc: cipher.NewCBCEncrypter(c.block, c.key[:aes.BlockSize]),
 		dec: cipher.NewCBCDecrypter(c.block, c.key[:aes.BlockSize]),
 	}
 }
 
-func (c *Codec) cbPut(sc *cbScratch) {
-	if cap(sc.plain) > cbPoolMaxCap {
+func (c *Codec) put(sc *scratch) {
+	if cap(sc.plain) > poolMaxCap {
 		sc.plain = nil
 	}
-	if cap(sc.b64) > cbPoolMaxCap {
+	if cap(sc.b64) > poolMaxCap {
 		sc.b64 = nil
 	}
-	if cap(sc.sig) > cbPoolMaxCap {
+	if cap(sc.sig) > poolMaxCap {
 		sc.sig = nil
 	}
 	c.pool.Put(sc)
 }
 
-// cbIVSetter is implemented by the standard library's CBC modes; resetting the IV lets a pooled
+// iVSetter is implemented by the standard library's CBC modes; resetting the IV lets a pooled
 // mode be reused (after CryptBlocks its IV is the last ciphertext block).
-type cbIVSetter interface{ SetIV([]byte) }
+type iVSetter interface{ SetIV([]byte) }
 
-func (c *Codec) cbEncrypter(sc *cbScratch) cipher.BlockMode {
-	if s, ok := sc.enc.(cbIVSetter); ok {
+func (c *Codec) encrypter(sc *scratch) cipher.BlockMode {
+	if s, ok := sc.enc.(iVSetter); ok {
 		s.SetIV(c.key[:aes.BlockSize])
 		return sc.enc
 	}
 	return cipher.NewCBCEncrypter(c.block, c.key[:aes.BlockSize])
 }
 
-func (c *Codec) cbDecrypter(sc *cbScratch) cipher.BlockMode {
-	if s, ok := sc.dec.(cbIVSetter); ok {
+func (c *Codec) decrypter(sc *scratch) cipher.BlockMode {
+	if s, ok := sc.dec.(iVSetter); ok {
 		s.SetIV(c.key[:aes.BlockSize])
 		return sc.dec
 	}
 	return cipher.NewCBCDecrypter(c.block, c.key[:aes.BlockSize])
 }
 
-// cbRead fills p from the codec's entropy source.
-func (c *Codec) cbRead(p []byte) error {
+// read fills p from the codec's entropy source.
+func (c *Codec) read(p []byte) error {
 	if c.customRand {
 		c.randMu.Lock()
 		defer c.randMu.Unlock()
@@ -452,41 +452,41 @@ func (c *Codec) cbRead(p []byte) error {
 	return nil
 }
 
-// cbNonce returns a random 10-digit nonce, the form WeCom uses.
-func (c *Codec) cbNonce() (string, error) {
+// nonce returns a random 10-digit nonce, the form WeCom uses.
+func (c *Codec) nonce() (string, error) {
 	var b [8]byte
-	if err := c.cbRead(b[:]); err != nil {
+	if err := c.read(b[:]); err != nil {
 		return "", err
 	}
 	return strconv.FormatUint(1_000_000_000+binary.BigEndian.Uint64(b[:])%9_000_000_000, 10), nil
 }
 
-// cbBegin starts a plaintext in sc.plain: 16 random bytes and room for msg_len.
-func (c *Codec) cbBegin(sc *cbScratch) error {
-	sc.plain = append(sc.plain[:0], make([]byte, cbHeaderLen)...)
-	return c.cbRead(sc.plain[:16])
+// begin starts a plaintext in sc.plain: 16 random bytes and room for msg_len.
+func (c *Codec) begin(sc *scratch) error {
+	sc.plain = append(sc.plain[:0], make([]byte, headerLen)...)
+	return c.read(sc.plain[:16])
 }
 
-// cbEncrypt completes the plaintext in sc.plain (header ‖ msg): it fills in msg_len, appends the
+// encrypt completes the plaintext in sc.plain (header ‖ msg): it fills in msg_len, appends the
 // receiveid and the PKCS#7 padding to 32 bytes, encrypts in place with AES-256-CBC (IV = key[:16])
 // and returns the base64 text, which stays valid until sc is reused.
-func (c *Codec) cbEncrypt(sc *cbScratch) []byte {
+func (c *Codec) encrypt(sc *scratch) []byte {
 	pt := sc.plain
-	binary.BigEndian.PutUint32(pt[16:cbHeaderLen], uint32(len(pt)-cbHeaderLen)) // callers bound msg to cbMaxBody
+	binary.BigEndian.PutUint32(pt[16:headerLen], uint32(len(pt)-headerLen)) // callers bound msg to maxBody
 	pt = append(pt, c.corpID...)
-	pad := cbPadBlock - len(pt)%cbPadBlock
+	pad := padBlock - len(pt)%padBlock
 	for i := 0; i < pad; i++ {
 		pt = append(pt, byte(pad))
 	}
-	c.cbEncrypter(sc).CryptBlocks(pt, pt)
+	c.encrypter(sc).CryptBlocks(pt, pt)
 	sc.plain = pt
 	sc.b64 = base64.StdEncoding.AppendEncode(sc.b64[:0], pt)
 	return sc.b64
 }
 
-// cbDecrypt base64-decodes and decrypts enc (an Encrypt value or echostr) in sc.plain, checks the
+// decrypt base64-decodes and decrypts enc (an Encrypt value or echostr) in sc.plain, checks the
 // padding, msg_len and receiveid, and returns the message, a slice of sc.plain.
-func cbDecrypt[T cbText](c *Codec, sc *cbScratch, enc T) ([]byte, error) {
+func decrypt[T text](c *Codec, sc *scratch, enc T) ([]byte, error) {
 	if len(enc) == 0 {
 		return nil, fmt.Errorf("%w: empty ciphertext", ErrMalformed)
 	}
@@ -503,9 +503,9 @@ func cbDecrypt[T cbText](c *Codec, sc *cbScratch, enc T) ([]byte, error) {
 	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
 		return nil, fmt.Errorf("%w: ciphertext of %d bytes is not a positive multiple of %d", ErrMalformed, len(ct), aes.BlockSize)
 	}
-	c.cbDecrypter(sc).CryptBlocks(ct, ct)
+	c.decrypter(sc).CryptBlocks(ct, ct)
 	pad := int(ct[len(ct)-1])
-	if pad < 1 || pad > cbPadBlock || pad > len(ct) {
+	if pad < 1 || pad > padBlock || pad > len(ct) {
 		return nil, fmt.Errorf("%w: bad padding", ErrMalformed)
 	}
 	for _, b := range ct[len(ct)-pad:] {
@@ -514,30 +514,30 @@ func cbDecrypt[T cbText](c *Codec, sc *cbScratch, enc T) ([]byte, error) {
 		}
 	}
 	pt := ct[:len(ct)-pad]
-	if len(pt) < cbHeaderLen {
+	if len(pt) < headerLen {
 		return nil, fmt.Errorf("%w: plaintext of %d bytes is shorter than its header", ErrMalformed, len(pt))
 	}
-	msgLen := binary.BigEndian.Uint32(pt[16:cbHeaderLen])
-	if uint64(msgLen) > uint64(len(pt)-cbHeaderLen) {
+	msgLen := binary.BigEndian.Uint32(pt[16:headerLen])
+	if uint64(msgLen) > uint64(len(pt)-headerLen) {
 		return nil, fmt.Errorf("%w: msg_len %d beyond the %d-byte plaintext", ErrMalformed, msgLen, len(pt))
 	}
-	end := cbHeaderLen + int(msgLen)
+	end := headerLen + int(msgLen)
 	if string(pt[end:]) != c.corpID {
 		return nil, ErrCorpID
 	}
-	return pt[cbHeaderLen:end], nil
+	return pt[headerLen:end], nil
 }
 
-// cbEnvelope holds the fields of an outer callback or reply envelope.
-type cbEnvelope[T cbText] struct {
+// envelope holds the fields of an outer callback or reply envelope.
+type envelope[T text] struct {
 	encrypt, agentID, msgSignature, timeStamp, nonce T
 }
 
-// cbParseEnvelope reads the <xml> envelope of a callback POST (ToUserName, AgentID, Encrypt) or
+// parseEnvelope reads the <xml> envelope of a callback POST (ToUserName, AgentID, Encrypt) or
 // of a passive reply (Encrypt, MsgSignature, TimeStamp, Nonce). Other elements are skipped; a
 // repeated known element is an error.
-func cbParseEnvelope[T cbText](src T) (env cbEnvelope[T], err error) {
-	s := cbScanner[T]{src: src}
+func parseEnvelope[T text](src T) (env envelope[T], err error) {
+	s := scanner[T]{src: src}
 	if err := s.open(); err != nil {
 		return env, err
 	}
@@ -567,39 +567,39 @@ func cbParseEnvelope[T cbText](src T) (env cbEnvelope[T], err error) {
 			continue
 		}
 		if nested {
-			return env, cbErrChildField
+			return env, errChildField
 		}
 		if seen&bit != 0 {
-			return env, cbErrDuplicate
+			return env, errDuplicate
 		}
 		seen |= bit
 		*dst = value
 	}
 }
 
-// cbAppendReplyXML appends the plaintext of a passive text reply (doc 90241).
-func cbAppendReplyXML(dst []byte, toUser, fromUser string, createTime int64, content string) []byte {
+// appendReplyXML appends the plaintext of a passive text reply (doc 90241).
+func appendReplyXML(dst []byte, toUser, fromUser string, createTime int64, content string) []byte {
 	dst = append(dst, "<xml><ToUserName>"...)
-	dst = cbAppendCDATA(dst, toUser)
+	dst = appendCDATA(dst, toUser)
 	dst = append(dst, "</ToUserName><FromUserName>"...)
-	dst = cbAppendCDATA(dst, fromUser)
+	dst = appendCDATA(dst, fromUser)
 	dst = append(dst, "</FromUserName><CreateTime>"...)
 	dst = strconv.AppendInt(dst, createTime, 10)
 	dst = append(dst, "</CreateTime><MsgType><![CDATA[text]]></MsgType><Content>"...)
-	dst = cbAppendCDATA(dst, content)
+	dst = appendCDATA(dst, content)
 	return append(dst, "</Content></xml>"...)
 }
 
-// cbAppendReplyEnvelope appends the passive reply envelope (doc 90930):
+// appendReplyEnvelope appends the passive reply envelope (doc 90930):
 // <xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>.
-func cbAppendReplyEnvelope(dst, enc, sig []byte, timestamp, nonce string) []byte {
+func appendReplyEnvelope(dst, enc, sig []byte, timestamp, nonce string) []byte {
 	dst = append(dst, "<xml><Encrypt><![CDATA["...)
 	dst = append(dst, enc...) // base64: nothing to escape
 	dst = append(dst, "]]></Encrypt><MsgSignature><![CDATA["...)
 	dst = append(dst, sig...)
 	dst = append(dst, "]]></MsgSignature><TimeStamp>"...)
-	dst = cbAppendEscaped(dst, timestamp)
+	dst = appendEscaped(dst, timestamp)
 	dst = append(dst, "</TimeStamp><Nonce>"...)
-	dst = cbAppendCDATA(dst, nonce)
+	dst = appendCDATA(dst, nonce)
 	return append(dst, "</Nonce></xml>"...)
 }

@@ -1,4 +1,4 @@
-package wecom
+package callback
 
 import (
 	"encoding/xml"
@@ -12,9 +12,9 @@ import (
 	"github.com/wecampus/wecampus/app"
 )
 
-// cbStdInbound is the encoding/xml reading of the fields cbParseInbound maps: the reference for
+// stdInbound is the encoding/xml reading of the fields parseInbound maps: the reference for
 // the differential tests.
-type cbStdInbound struct {
+type stdInbound struct {
 	XMLName      xml.Name `xml:"xml"`
 	ToUserName   string
 	FromUserName string
@@ -33,25 +33,25 @@ type cbStdInbound struct {
 	Status       int
 }
 
-func (s *cbStdInbound) toApp(channel string) app.Inbound {
+func (s *stdInbound) toApp(channel string) app.Inbound {
 	return app.Inbound{Channel: channel, ToUser: s.ToUserName, FromUser: s.FromUserName, CreateTime: s.CreateTime,
 		MsgType: s.MsgType, MsgID: s.MsgId, AgentID: s.AgentID, Content: s.Content, Event: s.Event,
 		EventKey: s.EventKey, ChangeType: s.ChangeType, UserID: s.UserID, NewUserID: s.NewUserID, Name: s.Name,
 		Mobile: s.Mobile, Status: s.Status}
 }
 
-// cbDifferential parses src with both parsers. When ours accepts, encoding/xml must accept too and
+// differential parses src with both parsers. When ours accepts, encoding/xml must accept too and
 // yield the same values (ours is a strict subset). It reports whether ours accepted.
-func cbDifferential(t *testing.T, src string) bool {
+func differential(t *testing.T, src string) bool {
 	t.Helper()
-	got, err := cbParseInbound(src, "x")
+	got, err := parseInbound(src, "x")
 	if err != nil {
 		return false
 	}
-	var std cbStdInbound
+	var std stdInbound
 	if stdErr := xml.Unmarshal([]byte(src), &std); stdErr != nil {
 		// The one deliberate leniency: characters XML 1.0 forbids inside text.
-		if cbHasForbiddenChars(src) {
+		if hasForbiddenChars(src) {
 			return true
 		}
 		t.Fatalf("ours accepted, encoding/xml did not (%v):\n%q", stdErr, src)
@@ -62,22 +62,22 @@ func cbDifferential(t *testing.T, src string) bool {
 	return true
 }
 
-// cbHasForbiddenChars reports raw invalid UTF-8 or characters outside XML 1.0's Char production,
+// hasForbiddenChars reports raw invalid UTF-8 or characters outside XML 1.0's Char production,
 // which encoding/xml rejects and ours lets through (as character references ours rejects them).
 // U+FFFD itself counts too, which only makes the check skip a few more inputs.
-func cbHasForbiddenChars(s string) bool {
+func hasForbiddenChars(s string) bool {
 	for _, r := range s {
-		if r == utf8.RuneError || !cbIsXMLChar(r) {
+		if r == utf8.RuneError || !isXMLChar(r) {
 			return true
 		}
 	}
 	return false
 }
 
-// cbVariants returns formatting variants of a WeCom plaintext that WeCom or a simulator might
+// variants returns formatting variants of a WeCom plaintext that WeCom or a simulator might
 // produce: newlines and indentation between elements, plain text with entities instead of
 // CDATA, CRLF line ends, comments, a BOM, attributes, split CDATA, and unknown nested elements.
-func cbVariants(src string) []string {
+func variants(src string) []string {
 	v := []string{src}
 	v = append(v, strings.ReplaceAll(src, "><", ">\n<"))
 	v = append(v, strings.ReplaceAll(src, "><", ">\r\n\t<"))
@@ -97,7 +97,7 @@ func cbVariants(src string) []string {
 			break
 		}
 		inner := plain[i+9 : i+j]
-		plain = plain[:i] + string(cbAppendEscaped(nil, inner)) + plain[i+j+3:]
+		plain = plain[:i] + string(appendEscaped(nil, inner)) + plain[i+j+3:]
 	}
 	v = append(v, plain)
 	// Each CDATA section split in two, with whitespace and a comment around it.
@@ -129,9 +129,9 @@ func TestScannerDifferential(t *testing.T) {
 	}
 	n := 0
 	for _, src := range inputs {
-		for _, v := range cbVariants(src) {
-			if !cbDifferential(t, v) {
-				if _, err := cbParseInbound(v, "x"); !errors.Is(err, cbErrNoMsgType) {
+		for _, v := range variants(src) {
+			if !differential(t, v) {
+				if _, err := parseInbound(v, "x"); !errors.Is(err, errNoMsgType) {
 					t.Errorf("ours rejects a valid variant (%v):\n%q", err, v)
 				}
 				continue
@@ -168,8 +168,8 @@ func TestScannerEdgeCases(t *testing.T) {
 		"<xml><msgtype>x</msgtype><MsgType>t</MsgType></xml>",
 	}
 	for _, src := range accept {
-		if !cbDifferential(t, src) {
-			if _, err := cbParseInbound(src, ""); !errors.Is(err, cbErrNoMsgType) {
+		if !differential(t, src) {
+			if _, err := parseInbound(src, ""); !errors.Is(err, errNoMsgType) {
 				t.Errorf("rejected %q: %v", src, err)
 			}
 		}
@@ -185,16 +185,16 @@ func FuzzParseInbound(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		for _, v := range cbVariants(string(b)) {
+		for _, v := range variants(string(b)) {
 			f.Add(v)
 		}
 	}
 	f.Add("<xml><MsgType>&#x41;</MsgType><Content>a]]>b</Content></xml>")
 	f.Fuzz(func(t *testing.T, src string) {
-		cbDifferential(t, src)
+		differential(t, src)
 		// The []byte instantiation must agree with the string one.
-		env1, err1 := cbParseEnvelope(src)
-		env2, err2 := cbParseEnvelope([]byte(src))
+		env1, err1 := parseEnvelope(src)
+		env2, err2 := parseEnvelope([]byte(src))
 		if (err1 == nil) != (err2 == nil) || err1 == nil && (env1.encrypt != string(env2.encrypt) ||
 			env1.agentID != string(env2.agentID) || env1.nonce != string(env2.nonce)) {
 			t.Fatalf("string/[]byte scanners disagree on %q: %v / %v", src, err1, err2)
@@ -212,9 +212,9 @@ func FuzzEventXML(f *testing.F) {
 			Event: event, EventKey: eventKey, AgentID: agent, ChangeType: change, UserID: user, Name: name,
 			Mobile: mobile, Status: status}
 		doc := EventXML(&in)
-		got, err := cbParseInbound(string(doc), "x")
+		got, err := parseInbound(string(doc), "x")
 		if msgType == "" {
-			if !errors.Is(err, cbErrNoMsgType) {
+			if !errors.Is(err, errNoMsgType) {
 				t.Fatalf("%q: %v", doc, err)
 			}
 			return
@@ -225,17 +225,17 @@ func FuzzEventXML(f *testing.F) {
 		want := in
 		for _, p := range []*string{&want.FromUser, &want.MsgType, &want.Content, &want.Event, &want.EventKey,
 			&want.AgentID, &want.ChangeType, &want.UserID, &want.Name, &want.Mobile} {
-			*p = cbSanitize(*p)
+			*p = sanitize(*p)
 		}
 		if *got != want {
 			t.Fatalf("%q\ngot  %+v\nwant %+v", doc, *got, want)
 		}
-		cbDifferential(t, string(doc))
+		differential(t, string(doc))
 	})
 }
 
-// cbSanitize is the reference for the replacement EventXML and Seal apply.
-func cbSanitize(s string) string {
+// sanitize is the reference for the replacement EventXML and Seal apply.
+func sanitize(s string) string {
 	var b strings.Builder
 	for i, r := range s {
 		if r == utf8.RuneError {
@@ -244,7 +244,7 @@ func cbSanitize(s string) string {
 				continue
 			}
 		}
-		if !cbIsXMLChar(r) {
+		if !isXMLChar(r) {
 			r = '\uFFFD'
 		}
 		b.WriteRune(r)
@@ -274,8 +274,8 @@ func TestAppendCDATA(t *testing.T) {
 		{"\t\x00\x1f\x7f", "<![CDATA[\t\uFFFD\uFFFD\x7f]]>"},
 	}
 	for _, tt := range tests {
-		if got := string(cbAppendCDATA(nil, tt.in)); got != tt.want {
-			t.Errorf("cbAppendCDATA(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := string(appendCDATA(nil, tt.in)); got != tt.want {
+			t.Errorf("appendCDATA(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package wecom
+package callback
 
 import (
 	"crypto/rand"
@@ -12,15 +12,15 @@ import (
 	"github.com/wecampus/wecampus/app"
 )
 
-// cbBenchReply is a ~200-byte Chinese help text, the typical passive reply to the HELP click.
-const cbBenchReply = "微校园助手使用帮助：\n1. 注册绑定：点击菜单「绑定」，完成统一身份认证后填写手机号。\n" +
+// benchReply is a ~200-byte Chinese help text, the typical passive reply to the HELP click.
+const benchReply = "微校园助手使用帮助：\n1. 注册绑定：点击菜单「绑定」，完成统一身份认证后填写手机号。\n" +
 	"2. 加入验证：按提示输入手机号和短信验证码。\n3. 解除绑定：点击「解绑」并确认。"
 
-func cbBenchSetup(b *testing.B) (c *Codec, body []byte, sig string) {
+func benchSetup(b *testing.B) (c *Codec, body []byte, sig string) {
 	b.Helper()
 	const ts, nonce = "1700000000", "1372623149"
-	c = cbTestCodec(b, 1700000000)
-	body, sig, err := c.EncryptEvent(cbReadFixture(b, "click_help.xml"), ts, nonce)
+	c = testCodec(b, 1700000000)
+	body, sig, err := c.EncryptEvent(readFixture(b, "click_help.xml"), ts, nonce)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,8 +31,8 @@ func cbBenchSetup(b *testing.B) (c *Codec, body []byte, sig string) {
 // POST, then build and encrypt the ~200-byte Chinese text reply (no HTTP).
 func BenchmarkCodecClickReply(b *testing.B) {
 	const ts, nonce = "1700000000", "1372623149"
-	c, body, sig := cbBenchSetup(b)
-	reply := app.Reply{Text: cbBenchReply}
+	c, body, sig := benchSetup(b)
+	reply := app.Reply{Text: benchReply}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -51,7 +51,7 @@ func BenchmarkCodecClickReply(b *testing.B) {
 
 func BenchmarkCodecOpen(b *testing.B) {
 	const ts, nonce = "1700000000", "1372623149"
-	c, body, sig := cbBenchSetup(b)
+	c, body, sig := benchSetup(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := c.Open(sig, ts, nonce, body, app.ChannelApp); err != nil {
@@ -62,12 +62,12 @@ func BenchmarkCodecOpen(b *testing.B) {
 
 func BenchmarkCodecSeal(b *testing.B) {
 	const ts, nonce = "1700000000", "1372623149"
-	c, body, sig := cbBenchSetup(b)
+	c, body, sig := benchSetup(b)
 	in, err := c.Open(sig, ts, nonce, body, app.ChannelApp)
 	if err != nil {
 		b.Fatal(err)
 	}
-	reply := app.Reply{Text: cbBenchReply}
+	reply := app.Reply{Text: benchReply}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := c.Seal(in, reply, ts, nonce); err != nil {
@@ -77,20 +77,20 @@ func BenchmarkCodecSeal(b *testing.B) {
 }
 
 func BenchmarkParseInbound(b *testing.B) {
-	src := string(cbReadFixture(b, "click_help.xml"))
+	src := string(readFixture(b, "click_help.xml"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := cbParseInbound(src, app.ChannelApp); err != nil {
+		if _, err := parseInbound(src, app.ChannelApp); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkParseInboundEncodingXML(b *testing.B) {
-	src := cbReadFixture(b, "click_help.xml")
+	src := readFixture(b, "click_help.xml")
 	b.ReportAllocs()
 	for b.Loop() {
-		var v cbStdInbound
+		var v stdInbound
 		if err := xml.Unmarshal(src, &v); err != nil {
 			b.Fatal(err)
 		}
@@ -100,56 +100,56 @@ func BenchmarkParseInboundEncodingXML(b *testing.B) {
 // Baseline: the same work done the common way, with silenceper's util and encoding/xml, for
 // comparison with BenchmarkCodecClickReply.
 
-type cbBaselineEnvelope struct {
+type baselineEnvelope struct {
 	XMLName    xml.Name `xml:"xml"`
 	ToUserName string   `xml:"ToUserName"`
 	AgentID    string   `xml:"AgentID"`
 	Encrypt    string   `xml:"Encrypt"`
 }
 
-type cbCDATA struct {
+type cDATA struct {
 	Value string `xml:",cdata"`
 }
 
-type cbBaselineReply struct {
+type baselineReply struct {
 	XMLName      xml.Name `xml:"xml"`
-	ToUserName   cbCDATA  `xml:"ToUserName"`
-	FromUserName cbCDATA  `xml:"FromUserName"`
+	ToUserName   cDATA    `xml:"ToUserName"`
+	FromUserName cDATA    `xml:"FromUserName"`
 	CreateTime   int64    `xml:"CreateTime"`
-	MsgType      cbCDATA  `xml:"MsgType"`
-	Content      cbCDATA  `xml:"Content"`
+	MsgType      cDATA    `xml:"MsgType"`
+	Content      cDATA    `xml:"Content"`
 }
 
-type cbBaselineReplyEnvelope struct {
+type baselineReplyEnvelope struct {
 	XMLName      xml.Name `xml:"xml"`
-	Encrypt      cbCDATA  `xml:"Encrypt"`
-	MsgSignature cbCDATA  `xml:"MsgSignature"`
+	Encrypt      cDATA    `xml:"Encrypt"`
+	MsgSignature cDATA    `xml:"MsgSignature"`
 	TimeStamp    string   `xml:"TimeStamp"`
-	Nonce        cbCDATA  `xml:"Nonce"`
+	Nonce        cDATA    `xml:"Nonce"`
 }
 
 func BenchmarkBaselineSilenceperEncodingXML(b *testing.B) {
 	const ts, nonce = "1700000000", "1372623149"
-	_, body, sig := cbBenchSetup(b)
+	_, body, sig := benchSetup(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		var env cbBaselineEnvelope
+		var env baselineEnvelope
 		if err := xml.Unmarshal(body, &env); err != nil {
 			b.Fatal(err)
 		}
-		if subtle.ConstantTimeCompare([]byte(util.Signature(cbTestToken, ts, nonce, env.Encrypt)), []byte(sig)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(util.Signature(testToken, ts, nonce, env.Encrypt)), []byte(sig)) != 1 {
 			b.Fatal("signature")
 		}
-		_, msg, err := util.DecryptMsg(cbTestCorp, env.Encrypt, cbTestKey)
+		_, msg, err := util.DecryptMsg(testCorp, env.Encrypt, testKey)
 		if err != nil {
 			b.Fatal(err)
 		}
-		var in cbStdInbound
+		var in stdInbound
 		if err := xml.Unmarshal(msg, &in); err != nil {
 			b.Fatal(err)
 		}
-		plain, err := xml.Marshal(cbBaselineReply{ToUserName: cbCDATA{in.FromUserName}, FromUserName: cbCDATA{cbTestCorp},
-			CreateTime: 1700000000, MsgType: cbCDATA{"text"}, Content: cbCDATA{cbBenchReply}})
+		plain, err := xml.Marshal(baselineReply{ToUserName: cDATA{in.FromUserName}, FromUserName: cDATA{testCorp},
+			CreateTime: 1700000000, MsgType: cDATA{"text"}, Content: cDATA{benchReply}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -157,27 +157,27 @@ func BenchmarkBaselineSilenceperEncodingXML(b *testing.B) {
 		if _, err := rand.Read(random); err != nil {
 			b.Fatal(err)
 		}
-		enc, err := util.EncryptMsg(random, plain, cbTestCorp, cbTestKey)
+		enc, err := util.EncryptMsg(random, plain, testCorp, testKey)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := xml.Marshal(cbBaselineReplyEnvelope{Encrypt: cbCDATA{string(enc)},
-			MsgSignature: cbCDATA{util.Signature(cbTestToken, ts, nonce, string(enc))}, TimeStamp: ts,
-			Nonce: cbCDATA{nonce}}); err != nil {
+		if _, err := xml.Marshal(baselineReplyEnvelope{Encrypt: cDATA{string(enc)},
+			MsgSignature: cDATA{util.Signature(testToken, ts, nonce, string(enc))}, TimeStamp: ts,
+			Nonce: cDATA{nonce}}); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-var cbBenchSink int
+var benchSink int
 
 func BenchmarkSignature(b *testing.B) {
-	enc := []byte(cbV2Encrypt)
+	enc := []byte(v2Encrypt)
 	var buf []byte
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		var s [cbSigLen]byte
-		s, buf = cbSignature(buf, cbTestToken, cbV2TS, strconv.Itoa(i&7), enc)
-		cbBenchSink += int(s[0])
+		var s [sigLen]byte
+		s, buf = signature(buf, testToken, v2TS, strconv.Itoa(i&7), enc)
+		benchSink += int(s[0])
 	}
 }

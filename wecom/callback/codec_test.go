@@ -1,4 +1,4 @@
-package wecom
+package callback
 
 import (
 	"bytes"
@@ -22,44 +22,44 @@ import (
 
 // Official vectors (WECOM.md §5.6; sbzhu/weworkapi_golang sample.go).
 const (
-	cbTestToken = "QDG6eK"
-	cbTestKey   = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-	cbTestCorp  = "wx5823bf96d3bd56c7"
+	testToken = "QDG6eK"
+	testKey   = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+	testCorp  = "wx5823bf96d3bd56c7"
 
-	cbV1Sig     = "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3"
-	cbV1TS      = "1409659589"
-	cbV1Nonce   = "263014780"
-	cbV1EchoStr = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ=="
-	cbV1Plain   = "1616140317555161061"
+	v1Sig     = "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3"
+	v1TS      = "1409659589"
+	v1Nonce   = "263014780"
+	v1EchoStr = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ=="
+	v1Plain   = "1616140317555161061"
 
-	cbV2Sig     = "477715d11cdb4164915debcba66cb864d751f3e6"
-	cbV2TS      = "1409659813"
-	cbV2Nonce   = "1372623149"
-	cbV2Random  = "0960688932c47ef1"
-	cbV2Encrypt = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q=="
-	cbV2Body    = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA[" + cbV2Encrypt + "]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>"
+	v2Sig     = "477715d11cdb4164915debcba66cb864d751f3e6"
+	v2TS      = "1409659813"
+	v2Nonce   = "1372623149"
+	v2Random  = "0960688932c47ef1"
+	v2Encrypt = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q=="
+	v2Body    = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA[" + v2Encrypt + "]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>"
 
-	cbV3Random  = "0123456789abcdef"
-	cbV3Plain   = "<xml><ToUserName><![CDATA[mycreate]]></ToUserName><FromUserName><![CDATA[wx5823bf96d3bd56c7]]></FromUserName><CreateTime>1348831860</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[this is a test]]></Content><MsgId>1234567890123456</MsgId><AgentID>128</AgentID></xml>"
-	cbV3Encrypt = "sKqRbbiSUnDhFHOvPjtUMdc23JsNXVqHAPPZdO0pIWIMYDThPIeGEfKX2v40MaN9wqY6jfiEfXjU91lWT29R5DJekiGh+kvvWbgJb/xv+e4E7ohGxVjHMNbvtW/W79/IDuKgVJBfBuHgGc9otUO0w1l7Hsae/Ln6/jSCx2GMGlPTrk/Pd9Du8oTb3PrIs9a90wxwbaI9txmYwPqRSx+UWHWpEqcaMDQrfWyNOrIC1LMxfJN98WVM1lo7rHKcEzvuCkg0KtnJTML2WgkG7/evV+9gUXmIvHuAUwYvYhHEQjwQc8mFWnT1QCHyMMAaTYTs9YkB/njRL+wc5wMGWfU13eiwnl5qqIiQ7mvzi8TevQtz+Svc7SLFfrDfOWKuQmQOeAl9qFb+6QvXPBwEA1jAHo2cjnyeAPiQSi0YuLrvv4GqcDtRnbUKYlOP6sETKok0mOls1Z87pkjkonVbXJWABw=="
-	cbV3Sig     = "d9cdf134dbf5386e31896eb2a79c68dbe53e8cc2"
+	v3Random  = "0123456789abcdef"
+	v3Plain   = "<xml><ToUserName><![CDATA[mycreate]]></ToUserName><FromUserName><![CDATA[wx5823bf96d3bd56c7]]></FromUserName><CreateTime>1348831860</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[this is a test]]></Content><MsgId>1234567890123456</MsgId><AgentID>128</AgentID></xml>"
+	v3Encrypt = "sKqRbbiSUnDhFHOvPjtUMdc23JsNXVqHAPPZdO0pIWIMYDThPIeGEfKX2v40MaN9wqY6jfiEfXjU91lWT29R5DJekiGh+kvvWbgJb/xv+e4E7ohGxVjHMNbvtW/W79/IDuKgVJBfBuHgGc9otUO0w1l7Hsae/Ln6/jSCx2GMGlPTrk/Pd9Du8oTb3PrIs9a90wxwbaI9txmYwPqRSx+UWHWpEqcaMDQrfWyNOrIC1LMxfJN98WVM1lo7rHKcEzvuCkg0KtnJTML2WgkG7/evV+9gUXmIvHuAUwYvYhHEQjwQc8mFWnT1QCHyMMAaTYTs9YkB/njRL+wc5wMGWfU13eiwnl5qqIiQ7mvzi8TevQtz+Svc7SLFfrDfOWKuQmQOeAl9qFb+6QvXPBwEA1jAHo2cjnyeAPiQSi0YuLrvv4GqcDtRnbUKYlOP6sETKok0mOls1Z87pkjkonVbXJWABw=="
+	v3Sig     = "d9cdf134dbf5386e31896eb2a79c68dbe53e8cc2"
 )
 
-// cbTestCodec returns a codec with the official credentials, its clock at unix second now.
-func cbTestCodec(tb testing.TB, now int64, opts ...CodecOption) *Codec {
+// testCodec returns a codec with the official credentials, its clock at unix second now.
+func testCodec(tb testing.TB, now int64, opts ...Option) *Codec {
 	tb.Helper()
-	opts = append([]CodecOption{WithNow(func() time.Time { return time.Unix(now, 0) })}, opts...)
-	c, err := NewCodec(cbTestCorp, cbTestToken, cbTestKey, opts...)
+	opts = append([]Option{WithNow(func() time.Time { return time.Unix(now, 0) })}, opts...)
+	c, err := New(testCorp, testToken, testKey, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return c
 }
 
-// cbEnvelopeEncrypt extracts the Encrypt value of a body.
-func cbEnvelopeEncrypt(tb testing.TB, body []byte) string {
+// envelopeEncrypt extracts the Encrypt value of a body.
+func envelopeEncrypt(tb testing.TB, body []byte) string {
 	tb.Helper()
-	env, err := cbParseEnvelope(body)
+	env, err := parseEnvelope(body)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -67,71 +67,71 @@ func cbEnvelopeEncrypt(tb testing.TB, body []byte) string {
 }
 
 func TestVerifyURLOfficialVector(t *testing.T) {
-	c := cbTestCodec(t, 2_000_000_000) // GET has no timestamp window
-	got, err := c.VerifyURL(cbV1Sig, cbV1TS, cbV1Nonce, cbV1EchoStr)
+	c := testCodec(t, 2_000_000_000) // GET has no timestamp window
+	got, err := c.VerifyURL(v1Sig, v1TS, v1Nonce, v1EchoStr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != cbV1Plain {
-		t.Errorf("got %q, want %q", got, cbV1Plain)
+	if string(got) != v1Plain {
+		t.Errorf("got %q, want %q", got, v1Plain)
 	}
 }
 
 func TestOpenOfficialVector(t *testing.T) {
-	c := cbTestCodec(t, 1409659813)
-	in, err := c.Open(cbV2Sig, cbV2TS, cbV2Nonce, []byte(cbV2Body), app.ChannelApp)
+	c := testCodec(t, 1409659813)
+	in, err := c.Open(v2Sig, v2TS, v2Nonce, []byte(v2Body), app.ChannelApp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := app.Inbound{Channel: app.ChannelApp, ToUser: cbTestCorp, FromUser: "mycreate", CreateTime: 1409659813,
+	want := app.Inbound{Channel: app.ChannelApp, ToUser: testCorp, FromUser: "mycreate", CreateTime: 1409659813,
 		MsgType: "text", Content: "hello", MsgID: "4561255354251345929", AgentID: "218"}
 	if *in != want {
 		t.Errorf("got  %+v\nwant %+v", *in, want)
 	}
 
 	// The decrypted plaintext is exactly testdata/v2_text.xml (284 bytes, with newlines).
-	sc := c.cbGet()
-	msg, err := cbDecrypt(c, sc, cbV2Encrypt)
+	sc := c.get()
+	msg, err := decrypt(c, sc, v2Encrypt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := cbReadFixture(t, "v2_text.xml"); !bytes.Equal(msg, want) || len(msg) != 284 {
+	if want := readFixture(t, "v2_text.xml"); !bytes.Equal(msg, want) || len(msg) != 284 {
 		t.Errorf("plaintext %d bytes %q", len(msg), msg)
 	}
-	if got := string(sc.plain[:16]); got != cbV2Random {
-		t.Errorf("random prefix %q, want %q", got, cbV2Random)
+	if got := string(sc.plain[:16]); got != v2Random {
+		t.Errorf("random prefix %q, want %q", got, v2Random)
 	}
 }
 
 // TestEncryptEventOfficialVector re-encrypts V2's plaintext with V2's random prefix: body and
 // signature are byte-identical to the official POST.
 func TestEncryptEventOfficialVector(t *testing.T) {
-	c := cbTestCodec(t, 1409659813, WithRand(strings.NewReader(cbV2Random)))
-	body, sig, err := c.EncryptEvent(cbReadFixture(t, "v2_text.xml"), cbV2TS, cbV2Nonce)
+	c := testCodec(t, 1409659813, WithRand(strings.NewReader(v2Random)))
+	body, sig, err := c.EncryptEvent(readFixture(t, "v2_text.xml"), v2TS, v2Nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(body) != cbV2Body {
-		t.Errorf("body\n%s\nwant\n%s", body, cbV2Body)
+	if string(body) != v2Body {
+		t.Errorf("body\n%s\nwant\n%s", body, v2Body)
 	}
-	if sig != cbV2Sig {
-		t.Errorf("signature %s, want %s", sig, cbV2Sig)
+	if sig != v2Sig {
+		t.Errorf("signature %s, want %s", sig, v2Sig)
 	}
 }
 
 // TestReplyOfficialVector is V3: the passive reply plaintext encrypted with the random prefix
 // "0123456789abcdef" gives the known Encrypt and MsgSignature.
 func TestReplyOfficialVector(t *testing.T) {
-	c := cbTestCodec(t, 1409659813, WithRand(strings.NewReader(cbV3Random)))
-	body, sig, err := c.EncryptEvent([]byte(cbV3Plain), cbV2TS, cbV2Nonce)
+	c := testCodec(t, 1409659813, WithRand(strings.NewReader(v3Random)))
+	body, sig, err := c.EncryptEvent([]byte(v3Plain), v2TS, v2Nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cbEnvelopeEncrypt(t, body); got != cbV3Encrypt {
-		t.Errorf("Encrypt\n%s\nwant\n%s", got, cbV3Encrypt)
+	if got := envelopeEncrypt(t, body); got != v3Encrypt {
+		t.Errorf("Encrypt\n%s\nwant\n%s", got, v3Encrypt)
 	}
-	if sig != cbV3Sig {
-		t.Errorf("MsgSignature %s, want %s", sig, cbV3Sig)
+	if sig != v3Sig {
+		t.Errorf("MsgSignature %s, want %s", sig, v3Sig)
 	}
 	// AgentID of the plaintext is copied to the envelope, as WeCom does.
 	if !bytes.HasSuffix(body, []byte("<AgentID><![CDATA[128]]></AgentID></xml>")) {
@@ -142,23 +142,23 @@ func TestReplyOfficialVector(t *testing.T) {
 func TestEncryptEchoOfficialVector(t *testing.T) {
 	// V1's random prefix is not published; encrypt with one and check it against silenceper.
 	const random = "abcdefghijklmnop"
-	c := cbTestCodec(t, 0, WithRand(strings.NewReader(random)))
-	echo, sig, err := c.EncryptEcho(cbV1Plain, cbV1TS, cbV1Nonce)
+	c := testCodec(t, 0, WithRand(strings.NewReader(random)))
+	echo, sig, err := c.EncryptEcho(v1Plain, v1TS, v1Nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := util.EncryptMsg([]byte(random), []byte(cbV1Plain), cbTestCorp, cbTestKey)
+	want, err := util.EncryptMsg([]byte(random), []byte(v1Plain), testCorp, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if echo != string(want) {
 		t.Errorf("echostr %s, want %s", echo, want)
 	}
-	if wantSig := util.Signature(cbTestToken, cbV1TS, cbV1Nonce, echo); sig != wantSig {
+	if wantSig := util.Signature(testToken, v1TS, v1Nonce, echo); sig != wantSig {
 		t.Errorf("signature %s, want %s", sig, wantSig)
 	}
-	got, err := cbTestCodec(t, 0).VerifyURL(sig, cbV1TS, cbV1Nonce, echo)
-	if err != nil || string(got) != cbV1Plain {
+	got, err := testCodec(t, 0).VerifyURL(sig, v1TS, v1Nonce, echo)
+	if err != nil || string(got) != v1Plain {
 		t.Errorf("VerifyURL = %q, %v", got, err)
 	}
 }
@@ -166,19 +166,19 @@ func TestEncryptEchoOfficialVector(t *testing.T) {
 // TestSeal checks the passive reply against an independent implementation: silenceper's
 // EncryptMsg and Signature over the expected plaintext give the same envelope, byte for byte.
 func TestSeal(t *testing.T) {
-	c := cbTestCodec(t, 1348831860, WithRand(strings.NewReader(cbV3Random)))
-	in := &app.Inbound{ToUser: cbTestCorp, FromUser: "mycreate", MsgType: "text", Content: "hi"}
-	body, err := c.Seal(in, app.Reply{Text: "this is a test"}, cbV2TS, cbV2Nonce)
+	c := testCodec(t, 1348831860, WithRand(strings.NewReader(v3Random)))
+	in := &app.Inbound{ToUser: testCorp, FromUser: "mycreate", MsgType: "text", Content: "hi"}
+	body, err := c.Seal(in, app.Reply{Text: "this is a test"}, v2TS, v2Nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
 	plain := "<xml><ToUserName><![CDATA[mycreate]]></ToUserName><FromUserName><![CDATA[wx5823bf96d3bd56c7]]></FromUserName>" +
 		"<CreateTime>1348831860</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[this is a test]]></Content></xml>"
-	enc, err := util.EncryptMsg([]byte(cbV3Random), []byte(plain), cbTestCorp, cbTestKey)
+	enc, err := util.EncryptMsg([]byte(v3Random), []byte(plain), testCorp, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig := util.Signature(cbTestToken, cbV2TS, cbV2Nonce, string(enc))
+	sig := util.Signature(testToken, v2TS, v2Nonce, string(enc))
 	want := "<xml><Encrypt><![CDATA[" + string(enc) + "]]></Encrypt><MsgSignature><![CDATA[" + sig +
 		"]]></MsgSignature><TimeStamp>1409659813</TimeStamp><Nonce><![CDATA[1372623149]]></Nonce></xml>"
 	if string(body) != want {
@@ -194,7 +194,7 @@ func TestSeal(t *testing.T) {
 }
 
 func TestSealEmptyAndInvalid(t *testing.T) {
-	c := cbTestCodec(t, 1700000000)
+	c := testCodec(t, 1700000000)
 	in := &app.Inbound{FromUser: "u", MsgType: "text"}
 	if body, err := c.Seal(in, app.Reply{}, "1", "2"); body != nil || err != nil {
 		t.Errorf("empty reply: %q, %v; want nil, nil", body, err)
@@ -216,12 +216,12 @@ func TestSealEmptyAndInvalid(t *testing.T) {
 // TestSealGeneratesTimestampAndNonce: without the request's, the envelope gets now and a random
 // 10-digit nonce, and still verifies.
 func TestSealGeneratesTimestampAndNonce(t *testing.T) {
-	c := cbTestCodec(t, 1700000000)
+	c := testCodec(t, 1700000000)
 	body, err := c.Seal(&app.Inbound{FromUser: "u"}, app.Reply{Text: "x"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := cbParseEnvelope(body)
+	env, err := parseEnvelope(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestSealGeneratesTimestampAndNonce(t *testing.T) {
 		if _, err := c.OpenReply(body); err != nil {
 			t.Errorf("%q: %v", q, err)
 		}
-		env, _ := cbParseEnvelope(body)
+		env, _ := parseEnvelope(body)
 		if ts, n := string(env.timeStamp), string(env.nonce); ts == q[0] && n == q[1] {
 			t.Errorf("%q echoed", q)
 		}
@@ -250,7 +250,7 @@ func TestSealGeneratesTimestampAndNonce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env, err := cbParseEnvelope(body); err != nil || string(env.nonce) != "a<b>&]]>c" || string(env.timeStamp) != "42" {
+	if env, err := parseEnvelope(body); err != nil || string(env.nonce) != "a<b>&]]>c" || string(env.timeStamp) != "42" {
 		t.Errorf("envelope %s: %v", body, err)
 	}
 	if _, err := c.OpenReply(body); err != nil {
@@ -261,7 +261,7 @@ func TestSealGeneratesTimestampAndNonce(t *testing.T) {
 // TestSealOpenReplyContent: reply texts with XML-hostile content survive Seal → OpenReply →
 // parse.
 func TestSealOpenReplyContent(t *testing.T) {
-	c := cbTestCodec(t, 1700000000)
+	c := testCodec(t, 1700000000)
 	for _, text := range []string{
 		"已绑定学号 2021xxxx",
 		"a]]>b",
@@ -280,11 +280,11 @@ func TestSealOpenReplyContent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := cbParseInbound(string(plain), "")
+		got, err := parseInbound(string(plain), "")
 		if err != nil {
 			t.Fatalf("%s: %v", plain, err)
 		}
-		if got.Content != text || got.ToUser != in.FromUser || got.FromUser != cbTestCorp || got.MsgType != "text" ||
+		if got.Content != text || got.ToUser != in.FromUser || got.FromUser != testCorp || got.MsgType != "text" ||
 			got.CreateTime != 1700000000 {
 			t.Errorf("reply to %q parsed as %+v", text, got)
 		}
@@ -292,13 +292,13 @@ func TestSealOpenReplyContent(t *testing.T) {
 }
 
 func TestOpenRoundTrip(t *testing.T) {
-	c := cbTestCodec(t, 1700000000)
+	c := testCodec(t, 1700000000)
 	for _, name := range []string{"click_help.xml", "view.xml", "enter_agent.xml", "subscribe.xml",
 		"unsubscribe.xml", "change_contact_create_user.xml", "change_contact_update_user.xml",
 		"change_contact_delete_user.xml", "location.xml", "image.xml", "batch_job_result.xml",
 		"text_plain_entities.xml", "v2_text.xml"} {
-		plain := cbReadFixture(t, name)
-		want, err := cbParseInbound(string(plain), app.ChannelContacts)
+		plain := readFixture(t, name)
+		want, err := parseInbound(string(plain), app.ChannelContacts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +314,7 @@ func TestOpenRoundTrip(t *testing.T) {
 			t.Errorf("%s:\ngot  %+v\nwant %+v", name, *got, *want)
 		}
 		// silenceper decrypts what we encrypt.
-		if _, msg, err := util.DecryptMsg(cbTestCorp, cbEnvelopeEncrypt(t, body), cbTestKey); err != nil || !bytes.Equal(msg, plain) {
+		if _, msg, err := util.DecryptMsg(testCorp, envelopeEncrypt(t, body), testKey); err != nil || !bytes.Equal(msg, plain) {
 			t.Errorf("%s: silenceper DecryptMsg: %v", name, err)
 		}
 	}
@@ -326,61 +326,61 @@ func TestCryptoAgainstSilenceper(t *testing.T) {
 	random := []byte("RANDOMRANDOM1234")
 	for n := 0; n <= 200; n++ {
 		msg := bytes.Repeat([]byte{'a' + byte(n%26)}, n)
-		c := cbTestCodec(t, 0, WithRand(bytes.NewReader(random)))
+		c := testCodec(t, 0, WithRand(bytes.NewReader(random)))
 		echo, _, err := c.EncryptEcho(string(msg), "1", "2")
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := util.EncryptMsg(random, msg, cbTestCorp, cbTestKey)
+		want, err := util.EncryptMsg(random, msg, testCorp, testKey)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if echo != string(want) {
 			t.Fatalf("len %d: ciphertext differs", n)
 		}
-		sc := c.cbGet()
-		got, err := cbDecrypt(c, sc, echo)
+		sc := c.get()
+		got, err := decrypt(c, sc, echo)
 		if err != nil || !bytes.Equal(got, msg) {
 			t.Fatalf("len %d: decrypt = %q, %v", n, got, err)
 		}
 	}
 }
 
-func TestNewCodecValidation(t *testing.T) {
+func TestNewValidation(t *testing.T) {
 	tests := []struct {
 		name, corp, token, key string
 	}{
-		{"EmptyCorp", "", cbTestToken, cbTestKey},
-		{"EmptyToken", cbTestCorp, "", cbTestKey},
-		{"ShortKey", cbTestCorp, cbTestToken, cbTestKey[:42]},
-		{"LongKey", cbTestCorp, cbTestToken, cbTestKey + "A"},
-		{"KeyWithPlus", cbTestCorp, cbTestToken, "+" + cbTestKey[1:]},
-		{"KeyWithSlash", cbTestCorp, cbTestToken, cbTestKey[:42] + "/"},
-		{"KeyWithPad", cbTestCorp, cbTestToken, cbTestKey[:42] + "="},
+		{"EmptyCorp", "", testToken, testKey},
+		{"EmptyToken", testCorp, "", testKey},
+		{"ShortKey", testCorp, testToken, testKey[:42]},
+		{"LongKey", testCorp, testToken, testKey + "A"},
+		{"KeyWithPlus", testCorp, testToken, "+" + testKey[1:]},
+		{"KeyWithSlash", testCorp, testToken, testKey[:42] + "/"},
+		{"KeyWithPad", testCorp, testToken, testKey[:42] + "="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if c, err := NewCodec(tt.corp, tt.token, tt.key); err == nil {
+			if c, err := New(tt.corp, tt.token, tt.key); err == nil {
 				t.Fatalf("got %v, want an error", c)
-			} else if strings.Contains(err.Error(), cbTestKey[:10]) {
+			} else if strings.Contains(err.Error(), testKey[:10]) {
 				t.Errorf("error leaks the key: %v", err)
 			}
 		})
 	}
-	c, err := NewCodec(cbTestCorp, cbTestToken, cbTestKey, nil, WithNow(nil), WithRand(nil))
+	c, err := New(testCorp, testToken, testKey, nil, WithNow(nil), WithRand(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []string{c.String(), fmt.Sprint(c), c.LogValue().String()} {
-		if strings.Contains(s, cbTestToken) || strings.Contains(s, cbTestKey) || !strings.Contains(s, cbTestCorp) {
+		if strings.Contains(s, testToken) || strings.Contains(s, testKey) || !strings.Contains(s, testCorp) {
 			t.Errorf("codec prints as %q", s)
 		}
 	}
 }
 
-// cbSealRaw plays a hostile or broken WeCom: it encrypts raw (already "padded", any content) and
+// sealRaw plays a hostile or broken WeCom: it encrypts raw (already "padded", any content) and
 // signs the result, so that every check after the signature can be reached.
-func cbSealRaw(tb testing.TB, c *Codec, raw []byte, timestamp, nonce string) (body []byte, sig string) {
+func sealRaw(tb testing.TB, c *Codec, raw []byte, timestamp, nonce string) (body []byte, sig string) {
 	tb.Helper()
 	block, err := aes.NewCipher(c.key[:])
 	if err != nil {
@@ -388,28 +388,28 @@ func cbSealRaw(tb testing.TB, c *Codec, raw []byte, timestamp, nonce string) (bo
 	}
 	ct := append([]byte(nil), raw...)
 	cipher.NewCBCEncrypter(block, c.key[:16]).CryptBlocks(ct, ct)
-	return cbSignEncrypt(c, base64.StdEncoding.EncodeToString(ct), timestamp, nonce)
+	return signEncrypt(c, base64.StdEncoding.EncodeToString(ct), timestamp, nonce)
 }
 
-// cbSignEncrypt wraps an arbitrary Encrypt value in an envelope with a valid signature.
-func cbSignEncrypt(c *Codec, enc, timestamp, nonce string) (body []byte, sig string) {
-	s, _ := cbSignature(nil, c.token, timestamp, nonce, enc)
+// signEncrypt wraps an arbitrary Encrypt value in an envelope with a valid signature.
+func signEncrypt(c *Codec, enc, timestamp, nonce string) (body []byte, sig string) {
+	s, _ := signature(nil, c.token, timestamp, nonce, enc)
 	return []byte("<xml><ToUserName><![CDATA[" + c.corpID + "]]></ToUserName><Encrypt><![CDATA[" + enc + "]]></Encrypt></xml>"), string(s[:])
 }
 
-// cbRawPlaintext builds random ‖ msg_len ‖ msg ‖ receiveid ‖ PKCS#7 padding to 32 bytes, with
+// rawPlaintext builds random ‖ msg_len ‖ msg ‖ receiveid ‖ PKCS#7 padding to 32 bytes, with
 // msg_len given explicitly so that it can lie.
-func cbRawPlaintext(msgLen uint32, msg, receiveID string) []byte {
+func rawPlaintext(msgLen uint32, msg, receiveID string) []byte {
 	b := []byte("0123456789abcdef")
 	b = binary.BigEndian.AppendUint32(b, msgLen)
 	b = append(b, msg...)
 	b = append(b, receiveID...)
-	n := cbPadBlock - len(b)%cbPadBlock
+	n := padBlock - len(b)%padBlock
 	return append(b, bytes.Repeat([]byte{byte(n)}, n)...)
 }
 
-// cbMutate returns a copy of b with f applied.
-func cbMutate(b []byte, f func([]byte)) []byte {
+// mutate returns a copy of b with f applied.
+func mutate(b []byte, f func([]byte)) []byte {
 	b = append([]byte(nil), b...)
 	f(b)
 	return b
@@ -418,13 +418,13 @@ func cbMutate(b []byte, f func([]byte)) []byte {
 func TestOpenRejects(t *testing.T) {
 	const now = 1700000000
 	const ts, nonce = "1700000000", "42"
-	c := cbTestCodec(t, now)
-	event := cbReadFixture(t, "click_help.xml")
+	c := testCodec(t, now)
+	event := readFixture(t, "click_help.xml")
 	body, sig, err := c.EncryptEvent(event, ts, nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := NewCodec("wwanothercorp", cbTestToken, cbTestKey)
+	other, err := New("wwanothercorp", testToken, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestOpenRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherToken, err := NewCodec(cbTestCorp, "AnotherToken", cbTestKey)
+	otherToken, err := New(testCorp, "AnotherToken", testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,10 +440,10 @@ func TestOpenRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := cbEnvelopeEncrypt(t, body)
+	enc := envelopeEncrypt(t, body)
 	ct, _ := base64.StdEncoding.DecodeString(enc)
-	signed := func(enc string) (string, []byte) { b, s := cbSignEncrypt(c, enc, ts, nonce); return s, b }
-	raw := func(r []byte) (string, []byte) { b, s := cbSealRaw(t, c, r, ts, nonce); return s, b }
+	signed := func(enc string) (string, []byte) { b, s := signEncrypt(c, enc, ts, nonce); return s, b }
+	raw := func(r []byte) (string, []byte) { b, s := sealRaw(t, c, r, ts, nonce); return s, b }
 	plain := func(p string) (string, []byte) {
 		b, s, err := c.EncryptEvent([]byte(p), ts, nonce)
 		if err != nil {
@@ -485,7 +485,7 @@ func TestOpenRejects(t *testing.T) {
 		{"NonceTooLong", input{sig, ts, strings.Repeat("1", 129), body}, ErrMalformed},
 		{"WrongCorp", input{otherSig, ts, nonce, otherBody}, ErrCorpID},
 		{"EmptyBody", input{sig, ts, nonce, nil}, ErrMalformed},
-		{"HugeBody", input{sig, ts, nonce, append(bytes.Repeat([]byte(" "), cbMaxBody), body...)}, ErrMalformed},
+		{"HugeBody", input{sig, ts, nonce, append(bytes.Repeat([]byte(" "), maxBody), body...)}, ErrMalformed},
 		{"GarbageBody", input{sig, ts, nonce, []byte("\x00\xff garbage")}, ErrMalformed},
 		{"JSONBody", input{sig, ts, nonce, []byte(`{"Encrypt":"` + enc + `"}`)}, ErrMalformed},
 		{"UnclosedEnvelope", input{sig, ts, nonce, body[:len(body)-6]}, ErrMalformed},
@@ -498,24 +498,24 @@ func TestOpenRejects(t *testing.T) {
 		{"Base64TooShort", with(signed("AAAA")), ErrMalformed},
 		{"TruncatedCiphertext", with(signed(base64.StdEncoding.EncodeToString(ct[:len(ct)-16]))), ErrMalformed},
 		{"TruncatedBase64", with(signed(enc[:len(enc)-3])), ErrMalformed},
-		{"PadZero", with(raw(cbMutate(cbRawPlaintext(3, "abc", cbTestCorp), func(b []byte) { b[len(b)-1] = 0 }))), ErrMalformed},
+		{"PadZero", with(raw(mutate(rawPlaintext(3, "abc", testCorp), func(b []byte) { b[len(b)-1] = 0 }))), ErrMalformed},
 		{"Pad33", with(raw(bytes.Repeat([]byte{33}, 64))), ErrMalformed},
-		{"PadInconsistent", with(raw(cbMutate(cbRawPlaintext(3, "abc", cbTestCorp), func(b []byte) { b[len(b)-2]++ }))), ErrMalformed},
-		{"PadFirstByteInconsistent", with(raw(cbMutate(cbRawPlaintext(3, "abc", cbTestCorp), func(b []byte) { b[len(b)-23]-- }))), ErrMalformed},
+		{"PadInconsistent", with(raw(mutate(rawPlaintext(3, "abc", testCorp), func(b []byte) { b[len(b)-2]++ }))), ErrMalformed},
+		{"PadFirstByteInconsistent", with(raw(mutate(rawPlaintext(3, "abc", testCorp), func(b []byte) { b[len(b)-23]-- }))), ErrMalformed},
 		{"PadBeyondCiphertext", with(raw(append([]byte("0123456789abcde"), 20))), ErrMalformed},
 		{"PlaintextShorterThanHeader", with(raw(append([]byte("0123456789abcde"), 1))), ErrMalformed},
-		{"MsgLenBeyondPlaintext", with(raw(cbRawPlaintext(4, "abc", ""))), ErrMalformed},
-		{"MsgLenHuge", with(raw(cbRawPlaintext(0xFFFFFFFF, "abc", cbTestCorp))), ErrMalformed},
-		{"MsgLenSignBit", with(raw(cbRawPlaintext(0x80000003, "abc", cbTestCorp))), ErrMalformed},
-		{"ReceiveIDEmpty", with(raw(cbRawPlaintext(3, "abc", ""))), ErrCorpID},
-		{"ReceiveIDPrefix", with(raw(cbRawPlaintext(3, "abc", cbTestCorp[:17]))), ErrCorpID},
-		{"ReceiveIDLonger", with(raw(cbRawPlaintext(3, "abc", cbTestCorp+"x"))), ErrCorpID},
-		{"MsgLenShiftsReceiveID", with(raw(cbRawPlaintext(2, "abc", cbTestCorp))), ErrCorpID},
-		{"RawControl", with(raw(cbRawPlaintext(uint32(len(event)), string(event), cbTestCorp))), nil},
+		{"MsgLenBeyondPlaintext", with(raw(rawPlaintext(4, "abc", ""))), ErrMalformed},
+		{"MsgLenHuge", with(raw(rawPlaintext(0xFFFFFFFF, "abc", testCorp))), ErrMalformed},
+		{"MsgLenSignBit", with(raw(rawPlaintext(0x80000003, "abc", testCorp))), ErrMalformed},
+		{"ReceiveIDEmpty", with(raw(rawPlaintext(3, "abc", ""))), ErrCorpID},
+		{"ReceiveIDPrefix", with(raw(rawPlaintext(3, "abc", testCorp[:17]))), ErrCorpID},
+		{"ReceiveIDLonger", with(raw(rawPlaintext(3, "abc", testCorp+"x"))), ErrCorpID},
+		{"MsgLenShiftsReceiveID", with(raw(rawPlaintext(2, "abc", testCorp))), ErrCorpID},
+		{"RawControl", with(raw(rawPlaintext(uint32(len(event)), string(event), testCorp))), nil},
 		{"GarbageInnerXML", with(plain("hello")), ErrMalformed},
 		{"EmptyInnerXML", with(plain("")), ErrMalformed},
 		{"InnerWithoutMsgType", with(plain("<xml><Content>hi</Content></xml>")), ErrMalformed},
-		{"InnerOversizeField", with(plain("<xml><MsgType>text</MsgType><Content>" + strings.Repeat("x", cbMaxField+1) + "</Content></xml>")), ErrMalformed},
+		{"InnerOversizeField", with(plain("<xml><MsgType>text</MsgType><Content>" + strings.Repeat("x", maxField+1) + "</Content></xml>")), ErrMalformed},
 		{"InnerBadCreateTime", with(plain("<xml><MsgType>text</MsgType><CreateTime>x</CreateTime></xml>")), ErrMalformed},
 	}
 	for _, tt := range tests {
@@ -543,7 +543,7 @@ func TestOpenRejects(t *testing.T) {
 // TestOpenWindow: the replay window is inclusive, symmetric, configurable and can be disabled.
 func TestOpenWindow(t *testing.T) {
 	const now = 1700000000
-	event := cbReadFixture(t, "click_help.xml")
+	event := readFixture(t, "click_help.xml")
 	tests := []struct {
 		ts     int64
 		maxAge time.Duration
@@ -560,7 +560,7 @@ func TestOpenWindow(t *testing.T) {
 		{now + 86400*365, -1, nil},
 	}
 	for _, tt := range tests {
-		c := cbTestCodec(t, now, WithMaxAge(tt.maxAge))
+		c := testCodec(t, now, WithMaxAge(tt.maxAge))
 		ts := strconv.FormatInt(tt.ts, 10)
 		body, sig, err := c.EncryptEvent(event, ts, "n")
 		if err != nil {
@@ -571,7 +571,7 @@ func TestOpenWindow(t *testing.T) {
 		}
 	}
 	// The default window is 5 minutes.
-	c, err := NewCodec(cbTestCorp, cbTestToken, cbTestKey)
+	c, err := New(testCorp, testToken, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,43 +588,43 @@ func TestOpenWindow(t *testing.T) {
 }
 
 func TestVerifyURLRejects(t *testing.T) {
-	c := cbTestCodec(t, 0)
-	other, err := NewCodec("wwanothercorp", cbTestToken, cbTestKey)
+	c := testCodec(t, 0)
+	other, err := New("wwanothercorp", testToken, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherEcho, otherSig, err := other.EncryptEcho("123", cbV1TS, cbV1Nonce)
+	otherEcho, otherSig, err := other.EncryptEcho("123", v1TS, v1Nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sign := func(echo string) (string, string) {
-		s, _ := cbSignature(nil, cbTestToken, cbV1TS, cbV1Nonce, echo)
+		s, _ := signature(nil, testToken, v1TS, v1Nonce, echo)
 		return string(s[:]), echo
 	}
 	tests := []struct {
 		name, sig, ts, nonce, echo string
 		want                       error
 	}{
-		{"BadSignature", strings.Replace(cbV1Sig, "5", "6", 1), cbV1TS, cbV1Nonce, cbV1EchoStr, ErrSignature},
-		{"OtherTimestamp", cbV1Sig, "1409659590", cbV1Nonce, cbV1EchoStr, ErrSignature},
+		{"BadSignature", strings.Replace(v1Sig, "5", "6", 1), v1TS, v1Nonce, v1EchoStr, ErrSignature},
+		{"OtherTimestamp", v1Sig, "1409659590", v1Nonce, v1EchoStr, ErrSignature},
 		// A query parser that turns '+' into ' ' breaks the signature (WECOM.md §5.2).
-		{"PlusAsSpace", cbV1Sig, cbV1TS, cbV1Nonce, strings.ReplaceAll(cbV1EchoStr, "+", " "), ErrSignature},
-		{"EmptyEcho", cbV1Sig, cbV1TS, cbV1Nonce, "", ErrMalformed},
-		{"HugeEcho", cbV1Sig, cbV1TS, cbV1Nonce, strings.Repeat("A", cbMaxEchoStr+1), ErrMalformed},
-		{"EmptyTimestamp", cbV1Sig, "", cbV1Nonce, cbV1EchoStr, ErrMalformed},
-		{"EmptyNonce", cbV1Sig, cbV1TS, "", cbV1EchoStr, ErrMalformed},
-		{"WrongCorp", otherSig, cbV1TS, cbV1Nonce, otherEcho, ErrCorpID},
+		{"PlusAsSpace", v1Sig, v1TS, v1Nonce, strings.ReplaceAll(v1EchoStr, "+", " "), ErrSignature},
+		{"EmptyEcho", v1Sig, v1TS, v1Nonce, "", ErrMalformed},
+		{"HugeEcho", v1Sig, v1TS, v1Nonce, strings.Repeat("A", maxEchoStr+1), ErrMalformed},
+		{"EmptyTimestamp", v1Sig, "", v1Nonce, v1EchoStr, ErrMalformed},
+		{"EmptyNonce", v1Sig, v1TS, "", v1EchoStr, ErrMalformed},
+		{"WrongCorp", otherSig, v1TS, v1Nonce, otherEcho, ErrCorpID},
 	}
 	for _, f := range []struct{ name, echo string }{
-		{"BadBase64", "%%%%" + cbV1EchoStr[4:]},
-		{"Truncated", cbV1EchoStr[:44]},
+		{"BadBase64", "%%%%" + v1EchoStr[4:]},
+		{"Truncated", v1EchoStr[:44]},
 		{"NotBlockMultiple", base64.StdEncoding.EncodeToString(make([]byte, 17))},
 	} {
 		s, e := sign(f.echo)
 		tests = append(tests, struct {
 			name, sig, ts, nonce, echo string
 			want                       error
-		}{f.name, s, cbV1TS, cbV1Nonce, e, ErrMalformed})
+		}{f.name, s, v1TS, v1Nonce, e, ErrMalformed})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -637,12 +637,12 @@ func TestVerifyURLRejects(t *testing.T) {
 }
 
 func TestOpenReplyRejects(t *testing.T) {
-	c := cbTestCodec(t, 1700000000)
+	c := testCodec(t, 1700000000)
 	body, err := c.Seal(&app.Inbound{FromUser: "u"}, app.Reply{Text: "x"}, "1700000000", "42")
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherToken, err := NewCodec(cbTestCorp, "AnotherToken", cbTestKey)
+	otherToken, err := New(testCorp, "AnotherToken", testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -673,17 +673,17 @@ func TestOpenReplyRejects(t *testing.T) {
 
 // TestEncryptRequiresParams: the simulator helpers refuse what Open would refuse anyway.
 func TestEncryptRequiresParams(t *testing.T) {
-	c := cbTestCodec(t, 0)
+	c := testCodec(t, 0)
 	if _, _, err := c.EncryptEvent([]byte("<xml/>"), "", "1"); err == nil {
 		t.Error("EncryptEvent without timestamp")
 	}
-	if _, _, err := c.EncryptEvent(make([]byte, cbMaxBody+1), "1", "1"); err == nil {
+	if _, _, err := c.EncryptEvent(make([]byte, maxBody+1), "1", "1"); err == nil {
 		t.Error("EncryptEvent of an oversize plaintext")
 	}
 	if _, _, err := c.EncryptEcho("x", "1", ""); err == nil {
 		t.Error("EncryptEcho without nonce")
 	}
-	failing := cbTestCodec(t, 0, WithRand(strings.NewReader("short")))
+	failing := testCodec(t, 0, WithRand(strings.NewReader("short")))
 	if _, _, err := failing.EncryptEvent([]byte("<xml/>"), "1", "1"); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("short entropy: %v", err)
 	}
@@ -695,9 +695,9 @@ func TestEncryptRequiresParams(t *testing.T) {
 // TestConcurrent exercises the scratch pool and the pooled CBC modes (whose IV must be reset on
 // every use) from several goroutines; run with -race.
 func TestConcurrent(t *testing.T) {
-	c := cbTestCodec(t, 1700000000)
-	event := cbReadFixture(t, "change_contact_create_user.xml")
-	want, err := cbParseInbound(string(event), app.ChannelApp)
+	c := testCodec(t, 1700000000)
+	event := readFixture(t, "change_contact_create_user.xml")
+	want, err := parseInbound(string(event), app.ChannelApp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -750,12 +750,12 @@ func TestConcurrent(t *testing.T) {
 // TestAllocations guards the performance goal: Open allocates the Inbound and one copy of the
 // plaintext; Seal allocates only the returned body.
 func TestAllocations(t *testing.T) {
-	if testing.Short() || cbRaceEnabled {
+	if testing.Short() || raceEnabled {
 		t.Skip("allocation counts need a normal build")
 	}
 	const ts, nonce = "1700000000", "1372623149"
-	c := cbTestCodec(t, 1700000000)
-	body, sig, err := c.EncryptEvent(cbReadFixture(t, "click_help.xml"), ts, nonce)
+	c := testCodec(t, 1700000000)
+	body, sig, err := c.EncryptEvent(readFixture(t, "click_help.xml"), ts, nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -763,7 +763,7 @@ func TestAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply := app.Reply{Text: cbBenchReply}
+	reply := app.Reply{Text: benchReply}
 	if n := testing.AllocsPerRun(200, func() { _, _ = c.Open(sig, ts, nonce, body, app.ChannelApp) }); n > 2 {
 		t.Errorf("Open: %v allocs, want <= 2", n)
 	}

@@ -1,4 +1,4 @@
-package wecom
+package callback
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"github.com/wecampus/wecampus/app"
 )
 
-func cbReadFixture(tb testing.TB, name string) []byte {
+func readFixture(tb testing.TB, name string) []byte {
 	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
@@ -59,7 +59,7 @@ func TestParseInboundFixtures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			in, err := cbParseInbound(string(cbReadFixture(t, tt.file)), app.ChannelContacts)
+			in, err := parseInbound(string(readFixture(t, tt.file)), app.ChannelContacts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,47 +72,47 @@ func TestParseInboundFixtures(t *testing.T) {
 }
 
 func TestParseInboundRejects(t *testing.T) {
-	long := strings.Repeat("x", cbMaxField+1)
+	long := strings.Repeat("x", maxField+1)
 	tests := []struct {
 		name, src string
 		want      error
 	}{
-		{"Empty", "", cbErrEOF},
-		{"NotXML", "hello", cbErrText},
-		{"OtherRoot", "<root><MsgType>text</MsgType></root>", cbErrRoot},
-		{"Unclosed", "<xml><MsgType>text</MsgType>", cbErrEOF},
-		{"UnclosedField", "<xml><MsgType>text</xml>", cbErrEndTag},
-		{"Mismatched", "<xml><MsgType>text</Content></xml>", cbErrEndTag},
-		{"NoMsgType", "<xml><Content>hi</Content></xml>", cbErrNoMsgType},
-		{"DuplicateMsgType", "<xml><MsgType>event</MsgType><MsgType>text</MsgType></xml>", cbErrDuplicate},
-		{"DuplicateUserID", "<xml><MsgType>event</MsgType><UserID>a</UserID><UserID>b</UserID></xml>", cbErrDuplicate},
-		{"KnownFieldWithChildren", "<xml><MsgType>text</MsgType><Content><b>x</b></Content></xml>", cbErrChildField},
-		{"Oversize", "<xml><MsgType>text</MsgType><Content>" + long + "</Content></xml>", cbErrTooLong},
-		{"BadCreateTime", "<xml><MsgType>text</MsgType><CreateTime>soon</CreateTime></xml>", cbErrNumber},
-		{"BadStatus", "<xml><MsgType>event</MsgType><Status>1.5</Status></xml>", cbErrNumber},
-		{"OverflowCreateTime", "<xml><MsgType>text</MsgType><CreateTime>99999999999999999999</CreateTime></xml>", cbErrNumber},
-		{"BadEntity", "<xml><MsgType>te&nbsp;xt</MsgType></xml>", cbErrEntity},
-		{"AmpNoSemicolon", "<xml><MsgType>a&amp b</MsgType></xml>", cbErrEntity},
-		{"NulCharRef", "<xml><MsgType>&#0;</MsgType></xml>", cbErrEntity},
-		{"SurrogateCharRef", "<xml><MsgType>&#xD800;</MsgType></xml>", cbErrEntity},
-		{"HugeCharRef", "<xml><MsgType>&#99999999999999999999;</MsgType></xml>", cbErrEntity},
-		{"CDATAEndInText", "<xml><MsgType>a]]>b</MsgType></xml>", cbErrCDATAEnd},
-		{"UnterminatedCDATA", "<xml><MsgType><![CDATA[text</MsgType></xml>", cbErrEOF},
-		{"Doctype", `<!DOCTYPE xml [<!ENTITY a "b">]><xml><MsgType>&a;</MsgType></xml>`, cbErrMarkup},
-		{"Declaration", `<?xml version="1.0"?><xml><MsgType>text</MsgType></xml>`, cbErrMarkup},
-		{"PIInside", `<xml><?php echo 1 ?><MsgType>text</MsgType></xml>`, cbErrMarkup},
-		{"TextBetween", "<xml>junk<MsgType>text</MsgType></xml>", cbErrText},
-		{"Trailing", "<xml><MsgType>text</MsgType></xml><xml/>", cbErrTrailing},
-		{"Namespace", "<xml><a:MsgType>text</a:MsgType></xml>", cbErrTag},
-		{"BadComment", "<xml><!-- a -- b --><MsgType>text</MsgType></xml>", cbErrComment},
-		{"UnquotedAttr", "<xml><MsgType a=b>text</MsgType></xml>", cbErrTag},
-		{"AttrNoSpace", `<xml><MsgType a="1"b="2">text</MsgType></xml>`, cbErrTag},
-		{"LtInAttr", `<xml><MsgType a="<">text</MsgType></xml>`, cbErrTag},
-		{"TooDeep", "<xml><MsgType>text</MsgType>" + strings.Repeat("<a>", cbMaxDepth+1) + strings.Repeat("</a>", cbMaxDepth+1) + "</xml>", cbErrDepth},
+		{"Empty", "", errEOF},
+		{"NotXML", "hello", errText},
+		{"OtherRoot", "<root><MsgType>text</MsgType></root>", errRoot},
+		{"Unclosed", "<xml><MsgType>text</MsgType>", errEOF},
+		{"UnclosedField", "<xml><MsgType>text</xml>", errEndTag},
+		{"Mismatched", "<xml><MsgType>text</Content></xml>", errEndTag},
+		{"NoMsgType", "<xml><Content>hi</Content></xml>", errNoMsgType},
+		{"DuplicateMsgType", "<xml><MsgType>event</MsgType><MsgType>text</MsgType></xml>", errDuplicate},
+		{"DuplicateUserID", "<xml><MsgType>event</MsgType><UserID>a</UserID><UserID>b</UserID></xml>", errDuplicate},
+		{"KnownFieldWithChildren", "<xml><MsgType>text</MsgType><Content><b>x</b></Content></xml>", errChildField},
+		{"Oversize", "<xml><MsgType>text</MsgType><Content>" + long + "</Content></xml>", errTooLong},
+		{"BadCreateTime", "<xml><MsgType>text</MsgType><CreateTime>soon</CreateTime></xml>", errNumber},
+		{"BadStatus", "<xml><MsgType>event</MsgType><Status>1.5</Status></xml>", errNumber},
+		{"OverflowCreateTime", "<xml><MsgType>text</MsgType><CreateTime>99999999999999999999</CreateTime></xml>", errNumber},
+		{"BadEntity", "<xml><MsgType>te&nbsp;xt</MsgType></xml>", errEntity},
+		{"AmpNoSemicolon", "<xml><MsgType>a&amp b</MsgType></xml>", errEntity},
+		{"NulCharRef", "<xml><MsgType>&#0;</MsgType></xml>", errEntity},
+		{"SurrogateCharRef", "<xml><MsgType>&#xD800;</MsgType></xml>", errEntity},
+		{"HugeCharRef", "<xml><MsgType>&#99999999999999999999;</MsgType></xml>", errEntity},
+		{"CDATAEndInText", "<xml><MsgType>a]]>b</MsgType></xml>", errCDATAEnd},
+		{"UnterminatedCDATA", "<xml><MsgType><![CDATA[text</MsgType></xml>", errEOF},
+		{"Doctype", `<!DOCTYPE xml [<!ENTITY a "b">]><xml><MsgType>&a;</MsgType></xml>`, errMarkup},
+		{"Declaration", `<?xml version="1.0"?><xml><MsgType>text</MsgType></xml>`, errMarkup},
+		{"PIInside", `<xml><?php echo 1 ?><MsgType>text</MsgType></xml>`, errMarkup},
+		{"TextBetween", "<xml>junk<MsgType>text</MsgType></xml>", errText},
+		{"Trailing", "<xml><MsgType>text</MsgType></xml><xml/>", errTrailing},
+		{"Namespace", "<xml><a:MsgType>text</a:MsgType></xml>", errTag},
+		{"BadComment", "<xml><!-- a -- b --><MsgType>text</MsgType></xml>", errComment},
+		{"UnquotedAttr", "<xml><MsgType a=b>text</MsgType></xml>", errTag},
+		{"AttrNoSpace", `<xml><MsgType a="1"b="2">text</MsgType></xml>`, errTag},
+		{"LtInAttr", `<xml><MsgType a="<">text</MsgType></xml>`, errTag},
+		{"TooDeep", "<xml><MsgType>text</MsgType>" + strings.Repeat("<a>", maxDepth+1) + strings.Repeat("</a>", maxDepth+1) + "</xml>", errDepth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in, err := cbParseInbound(tt.src, app.ChannelApp)
+			in, err := parseInbound(tt.src, app.ChannelApp)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %+v, %v; want %v", in, err, tt.want)
 			}
@@ -121,8 +121,8 @@ func TestParseInboundRejects(t *testing.T) {
 }
 
 func TestParseInboundDepthLimitAllowsMax(t *testing.T) {
-	src := "<xml><MsgType>text</MsgType>" + strings.Repeat("<a>", cbMaxDepth) + strings.Repeat("</a>", cbMaxDepth) + "</xml>"
-	if _, err := cbParseInbound(src, app.ChannelApp); err != nil {
+	src := "<xml><MsgType>text</MsgType>" + strings.Repeat("<a>", maxDepth) + strings.Repeat("</a>", maxDepth) + "</xml>"
+	if _, err := parseInbound(src, app.ChannelApp); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -151,7 +151,7 @@ func TestEventXMLRoundTrip(t *testing.T) {
 	for _, want := range tests {
 		want.Channel = app.ChannelApp
 		x := EventXML(&want)
-		got, err := cbParseInbound(string(x), app.ChannelApp)
+		got, err := parseInbound(string(x), app.ChannelApp)
 		if err != nil {
 			t.Fatalf("%s: %v", x, err)
 		}
@@ -178,7 +178,7 @@ func TestEventXMLShape(t *testing.T) {
 // TestEventXMLSanitizes: characters XML 1.0 cannot carry become U+FFFD, so the output always parses.
 func TestEventXMLSanitizes(t *testing.T) {
 	in := &app.Inbound{MsgType: "text", Content: "a\x00b\x1fc\xffd\uFFFEe"}
-	got, err := cbParseInbound(string(EventXML(in)), "")
+	got, err := parseInbound(string(EventXML(in)), "")
 	if err != nil {
 		t.Fatal(err)
 	}

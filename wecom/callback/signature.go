@@ -1,4 +1,4 @@
-package wecom
+package callback
 
 import (
 	"crypto/sha1"
@@ -6,14 +6,14 @@ import (
 	"encoding/hex"
 )
 
-// cbSigLen is the length of a msg_signature: hex of a SHA-1.
-const cbSigLen = 2 * sha1.Size
+// sigLen is the length of a msg_signature: hex of a SHA-1.
+const sigLen = 2 * sha1.Size
 
-// cbSignature computes WeCom's msg_signature: the lower-case hex SHA-1 of token, timestamp, nonce
+// signature computes WeCom's msg_signature: the lower-case hex SHA-1 of token, timestamp, nonce
 // and data (echostr or Encrypt), sorted bytewise and concatenated without separator
 // (加解密方案说明, https://developer.work.weixin.qq.com/document/path/90968). buf is scratch space
 // for the concatenation; the grown buffer is returned for reuse.
-func cbSignature[T cbText](buf []byte, token, timestamp, nonce string, data T) (sig [cbSigLen]byte, scratch []byte) {
+func signature[T text](buf []byte, token, timestamp, nonce string, data T) (sig [sigLen]byte, grown []byte) {
 	a, b, c := token, timestamp, nonce
 	if b < a {
 		a, b = b, a
@@ -41,13 +41,13 @@ func cbSignature[T cbText](buf []byte, token, timestamp, nonce string, data T) (
 	return sig, p
 }
 
-// cbSignatureOK reports in constant time whether got is the signature of the four strings.
-func cbSignatureOK[T cbText](buf []byte, got, token, timestamp, nonce string, data T) (ok bool, scratch []byte) {
-	want, buf := cbSignature(buf, token, timestamp, nonce, data)
-	if len(got) != cbSigLen {
+// signatureOK reports in constant time whether got is the signature of the four strings.
+func signatureOK[T text](buf []byte, got, token, timestamp, nonce string, data T) (ok bool, grown []byte) {
+	want, buf := signature(buf, token, timestamp, nonce, data)
+	if len(got) != sigLen {
 		return false, buf
 	}
-	var g [cbSigLen]byte
+	var g [sigLen]byte
 	copy(g[:], got)
 	return subtle.ConstantTimeCompare(want[:], g[:]) == 1, buf
 }

@@ -1,4 +1,4 @@
-package wecom
+package callback
 
 import (
 	"crypto/sha256"
@@ -16,22 +16,22 @@ import (
 // Fuzz targets for the codec. Seeds come from f.Add below and from testdata/fuzz/<Target>/; run
 // for example
 //
-//	go test -run='^$' -fuzz=FuzzOpen -fuzztime=3m ./wecom/
+//	go test -run='^$' -fuzz=FuzzOpen -fuzztime=3m ./wecom/callback/
 //
 // Every target checks that no input panics and that every failure wraps exactly one sentinel.
 
 const (
-	cbFuzzTS    = "1700000000"
-	cbFuzzNonce = "1372623149"
+	fuzzTS    = "1700000000"
+	fuzzNonce = "1372623149"
 )
 
-var cbSentinels = []error{ErrSignature, ErrStale, ErrMalformed, ErrCorpID}
+var sentinels = []error{ErrSignature, ErrStale, ErrMalformed, ErrCorpID}
 
-// cbCheckSentinel fails unless err wraps exactly one of the codec's sentinel errors.
-func cbCheckSentinel(t *testing.T, err error) {
+// checkSentinel fails unless err wraps exactly one of the codec's sentinel errors.
+func checkSentinel(t *testing.T, err error) {
 	t.Helper()
 	n := 0
-	for _, s := range cbSentinels {
+	for _, s := range sentinels {
 		if errors.Is(err, s) {
 			n++
 		}
@@ -41,16 +41,16 @@ func cbCheckSentinel(t *testing.T, err error) {
 	}
 }
 
-// cbFuzzCodec returns the codec of the fuzz targets; its entropy is deterministic so that the
+// fuzzCodec returns the codec of the fuzz targets; its entropy is deterministic so that the
 // generated seeds are reproducible.
-func cbFuzzCodec(t testing.TB) *Codec {
-	return cbTestCodec(t, 1700000000, WithRand(&cbPatternReader{}))
+func fuzzCodec(t testing.TB) *Codec {
+	return testCodec(t, 1700000000, WithRand(&patternReader{}))
 }
 
-// cbPatternReader yields 0, 1, 2, … forever.
-type cbPatternReader struct{ n byte }
+// patternReader yields 0, 1, 2, … forever.
+type patternReader struct{ n byte }
 
-func (r *cbPatternReader) Read(p []byte) (int, error) {
+func (r *patternReader) Read(p []byte) (int, error) {
 	for i := range p {
 		p[i] = r.n
 		r.n++
@@ -58,8 +58,8 @@ func (r *cbPatternReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// cbFixtureNames lists the plaintext fixtures used as seeds.
-func cbFixtureNames(tb testing.TB) []string {
+// fixtureNames lists the plaintext fixtures used as seeds.
+func fixtureNames(tb testing.TB) []string {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.xml"))
 	if err != nil || len(files) == 0 {
 		tb.Fatal(files, err)
@@ -74,21 +74,21 @@ func cbFixtureNames(tb testing.TB) []string {
 // the body's Encrypt correctly first, so that the fuzzer gets past the signature into base64,
 // AES, padding, layout and XML.
 func FuzzOpen(f *testing.F) {
-	c := cbFuzzCodec(f)
-	for _, name := range cbFixtureNames(f) {
-		body, sig, err := c.EncryptEvent(cbReadFixture(f, name), cbFuzzTS, cbFuzzNonce)
+	c := fuzzCodec(f)
+	for _, name := range fixtureNames(f) {
+		body, sig, err := c.EncryptEvent(readFixture(f, name), fuzzTS, fuzzNonce)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(sig, cbFuzzTS, cbFuzzNonce, body, false)
-		f.Add("", cbFuzzTS, cbFuzzNonce, body, true)
+		f.Add(sig, fuzzTS, fuzzNonce, body, false)
+		f.Add("", fuzzTS, fuzzNonce, body, true)
 	}
-	f.Add(cbV2Sig, cbV2TS, cbV2Nonce, []byte(cbV2Body), false)
-	f.Add("", cbFuzzTS, cbFuzzNonce, []byte("<xml><Encrypt><![CDATA[AAAAAAAAAAAAAAAAAAAAAA==]]></Encrypt></xml>"), true)
+	f.Add(v2Sig, v2TS, v2Nonce, []byte(v2Body), false)
+	f.Add("", fuzzTS, fuzzNonce, []byte("<xml><Encrypt><![CDATA[AAAAAAAAAAAAAAAAAAAAAA==]]></Encrypt></xml>"), true)
 	f.Fuzz(func(t *testing.T, sig, ts, nonce string, body []byte, resign bool) {
 		if resign {
-			if env, err := cbParseEnvelope(body); err == nil {
-				s, _ := cbSignature(nil, c.token, ts, nonce, env.encrypt)
+			if env, err := parseEnvelope(body); err == nil {
+				s, _ := signature(nil, c.token, ts, nonce, env.encrypt)
 				sig = string(s[:])
 			}
 		}
@@ -97,7 +97,7 @@ func FuzzOpen(f *testing.F) {
 			if in != nil {
 				t.Fatal("result with an error")
 			}
-			cbCheckSentinel(t, err)
+			checkSentinel(t, err)
 			return
 		}
 		if in == nil || in.MsgType == "" || in.Channel != app.ChannelApp {
@@ -117,23 +117,23 @@ func FuzzOpen(f *testing.F) {
 // receiveid ‖ padding, cut to whole AES blocks), so that every length, padding and receiveid
 // check and the XML parser see hostile input behind a valid signature.
 func FuzzOpenPlaintext(f *testing.F) {
-	c := cbFuzzCodec(f)
-	for _, name := range cbFixtureNames(f) {
-		msg := cbReadFixture(f, name)
-		f.Add(cbRawPlaintext(uint32(len(msg)), string(msg), cbTestCorp))
+	c := fuzzCodec(f)
+	for _, name := range fixtureNames(f) {
+		msg := readFixture(f, name)
+		f.Add(rawPlaintext(uint32(len(msg)), string(msg), testCorp))
 	}
-	f.Add(cbRawPlaintext(0, "", cbTestCorp))
-	f.Add(cbRawPlaintext(0xFFFFFFFF, "<xml/>", cbTestCorp))
+	f.Add(rawPlaintext(0, "", testCorp))
+	f.Add(rawPlaintext(0xFFFFFFFF, "<xml/>", testCorp))
 	f.Add([]byte("0123456789abcdef\x00\x00\x00\x01x\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		raw = raw[:len(raw)/16*16]
 		if len(raw) == 0 {
 			return
 		}
-		body, sig := cbSealRaw(t, c, raw, cbFuzzTS, cbFuzzNonce)
-		in, err := c.Open(sig, cbFuzzTS, cbFuzzNonce, body, app.ChannelContacts)
+		body, sig := sealRaw(t, c, raw, fuzzTS, fuzzNonce)
+		in, err := c.Open(sig, fuzzTS, fuzzNonce, body, app.ChannelContacts)
 		if err != nil {
-			cbCheckSentinel(t, err)
+			checkSentinel(t, err)
 			if errors.Is(err, ErrSignature) || errors.Is(err, ErrStale) {
 				t.Fatalf("signed input refused as %v", err)
 			}
@@ -147,14 +147,14 @@ func FuzzOpenPlaintext(f *testing.F) {
 
 // FuzzVerifyURL is FuzzOpen for the GET verification.
 func FuzzVerifyURL(f *testing.F) {
-	c := cbFuzzCodec(f)
-	f.Add(cbV1Sig, cbV1TS, cbV1Nonce, cbV1EchoStr, false)
-	f.Add("", cbV1TS, cbV1Nonce, cbV1EchoStr, true)
+	c := fuzzCodec(f)
+	f.Add(v1Sig, v1TS, v1Nonce, v1EchoStr, false)
+	f.Add("", v1TS, v1Nonce, v1EchoStr, true)
 	f.Add("", "1", "2", "AAAAAAAAAAAAAAAAAAAAAA==", true)
 	f.Add("", "1", "2", "%%%", true)
 	f.Fuzz(func(t *testing.T, sig, ts, nonce, echostr string, resign bool) {
 		if resign {
-			s, _ := cbSignature(nil, c.token, ts, nonce, echostr)
+			s, _ := signature(nil, c.token, ts, nonce, echostr)
 			sig = string(s[:])
 		}
 		got, err := c.VerifyURL(sig, ts, nonce, echostr)
@@ -162,7 +162,7 @@ func FuzzVerifyURL(f *testing.F) {
 			if got != nil {
 				t.Fatal("result with an error")
 			}
-			cbCheckSentinel(t, err)
+			checkSentinel(t, err)
 			return
 		}
 		// Only a correctly signed, correctly encrypted echostr passes: re-encrypting the result
@@ -179,8 +179,8 @@ func FuzzVerifyURL(f *testing.F) {
 
 // FuzzOpenReply checks the simulator-side reply parser the same way.
 func FuzzOpenReply(f *testing.F) {
-	c := cbFuzzCodec(f)
-	body, err := c.Seal(&app.Inbound{FromUser: "u"}, app.Reply{Text: cbBenchReply}, cbFuzzTS, cbFuzzNonce)
+	c := fuzzCodec(f)
+	body, err := c.Seal(&app.Inbound{FromUser: "u"}, app.Reply{Text: benchReply}, fuzzTS, fuzzNonce)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func FuzzOpenReply(f *testing.F) {
 			if got != nil {
 				t.Fatal("result with an error")
 			}
-			cbCheckSentinel(t, err)
+			checkSentinel(t, err)
 		}
 	})
 }
@@ -200,7 +200,7 @@ func FuzzOpenReply(f *testing.F) {
 // TestWriteFuzzSeeds regenerates the seed files in testdata/fuzz from the fixtures when
 // CB_WRITE_FUZZ_SEEDS=1; otherwise it checks that they are present.
 func TestWriteFuzzSeeds(t *testing.T) {
-	c := cbFuzzCodec(t)
+	c := fuzzCodec(t)
 	seeds := map[string][]string{} // target → corpus file contents
 	add := func(target string, values ...any) {
 		var b strings.Builder
@@ -217,18 +217,18 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 		seeds[target] = append(seeds[target], b.String())
 	}
-	for _, name := range cbFixtureNames(t) {
-		plain := cbReadFixture(t, name)
-		body, sig, err := c.EncryptEvent(plain, cbFuzzTS, cbFuzzNonce)
+	for _, name := range fixtureNames(t) {
+		plain := readFixture(t, name)
+		body, sig, err := c.EncryptEvent(plain, fuzzTS, fuzzNonce)
 		if err != nil {
 			t.Fatal(err)
 		}
-		add("FuzzOpen", sig, cbFuzzTS, cbFuzzNonce, body, false)
-		add("FuzzOpenPlaintext", cbRawPlaintext(uint32(len(plain)), string(plain), cbTestCorp))
+		add("FuzzOpen", sig, fuzzTS, fuzzNonce, body, false)
+		add("FuzzOpenPlaintext", rawPlaintext(uint32(len(plain)), string(plain), testCorp))
 		add("FuzzParseInbound", string(plain))
 	}
-	add("FuzzOpen", cbV2Sig, cbV2TS, cbV2Nonce, []byte(cbV2Body), false)
-	add("FuzzVerifyURL", cbV1Sig, cbV1TS, cbV1Nonce, cbV1EchoStr, false)
+	add("FuzzOpen", v2Sig, v2TS, v2Nonce, []byte(v2Body), false)
+	add("FuzzVerifyURL", v1Sig, v1TS, v1Nonce, v1EchoStr, false)
 
 	write := os.Getenv("CB_WRITE_FUZZ_SEEDS") == "1"
 	for target, files := range seeds {
@@ -246,7 +246,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 				continue
 			}
 			if got, err := os.ReadFile(path); err != nil || string(got) != content {
-				t.Errorf("seed %s missing or stale; regenerate with CB_WRITE_FUZZ_SEEDS=1 go test -run TestWriteFuzzSeeds ./wecom/", path)
+				t.Errorf("seed %s missing or stale; regenerate with CB_WRITE_FUZZ_SEEDS=1 go test -run TestWriteFuzzSeeds ./wecom/callback/", path)
 			}
 		}
 	}

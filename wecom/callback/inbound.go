@@ -1,4 +1,4 @@
-package wecom
+package callback
 
 import (
 	"errors"
@@ -9,37 +9,37 @@ import (
 )
 
 var (
-	cbErrNoMsgType = errors.New("xml: no MsgType")
-	cbErrNumber    = errors.New("xml: CreateTime or Status is not an integer")
+	errNoMsgType = errors.New("xml: no MsgType")
+	errNumber    = errors.New("xml: CreateTime or Status is not an integer")
 )
 
-// Bits of the fields cbParseInbound maps, for duplicate detection.
+// Bits of the fields parseInbound maps, for duplicate detection.
 const (
-	cbFToUser = 1 << iota
-	cbFFromUser
-	cbFCreateTime
-	cbFMsgType
-	cbFMsgID
-	cbFAgentID
-	cbFContent
-	cbFEvent
-	cbFEventKey
-	cbFChangeType
-	cbFUserID
-	cbFNewUserID
-	cbFName
-	cbFMobile
-	cbFStatus
+	fieldToUser = 1 << iota
+	fieldFromUser
+	fieldCreateTime
+	fieldMsgType
+	fieldMsgID
+	fieldAgentID
+	fieldContent
+	fieldEvent
+	fieldEventKey
+	fieldChangeType
+	fieldUserID
+	fieldNewUserID
+	fieldName
+	fieldMobile
+	fieldStatus
 )
 
-// cbParseInbound parses the decrypted XML of a message or event (接收消息格式 doc 90239, 接收事件格式
+// parseInbound parses the decrypted XML of a message or event (接收消息格式 doc 90239, 接收事件格式
 // doc 90240, 成员变更通知 doc 90970) into an app.Inbound. Text messages, menu click/view,
 // enter_agent, subscribe/unsubscribe and change_contact fill their fields; any other type keeps
 // its MsgType and Event. Unknown elements are skipped, a repeated known element or one with child
 // elements is an error, and MsgType is required. The strings of the result are substrings of src
 // unless they had to be decoded.
-func cbParseInbound(src, channel string) (*app.Inbound, error) {
-	s := cbScanner[string]{src: src}
+func parseInbound(src, channel string) (*app.Inbound, error) {
+	s := scanner[string]{src: src}
 	if err := s.open(); err != nil {
 		return nil, err
 	}
@@ -57,54 +57,54 @@ func cbParseInbound(src, channel string) (*app.Inbound, error) {
 		var dst *string
 		switch name {
 		case "ToUserName":
-			bit, dst = cbFToUser, &in.ToUser
+			bit, dst = fieldToUser, &in.ToUser
 		case "FromUserName":
-			bit, dst = cbFFromUser, &in.FromUser
+			bit, dst = fieldFromUser, &in.FromUser
 		case "CreateTime":
-			bit = cbFCreateTime
+			bit = fieldCreateTime
 		case "MsgType":
-			bit, dst = cbFMsgType, &in.MsgType
+			bit, dst = fieldMsgType, &in.MsgType
 		case "MsgId":
-			bit, dst = cbFMsgID, &in.MsgID
+			bit, dst = fieldMsgID, &in.MsgID
 		case "AgentID":
-			bit, dst = cbFAgentID, &in.AgentID
+			bit, dst = fieldAgentID, &in.AgentID
 		case "Content":
-			bit, dst = cbFContent, &in.Content
+			bit, dst = fieldContent, &in.Content
 		case "Event":
-			bit, dst = cbFEvent, &in.Event
+			bit, dst = fieldEvent, &in.Event
 		case "EventKey":
-			bit, dst = cbFEventKey, &in.EventKey
+			bit, dst = fieldEventKey, &in.EventKey
 		case "ChangeType":
-			bit, dst = cbFChangeType, &in.ChangeType
+			bit, dst = fieldChangeType, &in.ChangeType
 		case "UserID":
-			bit, dst = cbFUserID, &in.UserID
+			bit, dst = fieldUserID, &in.UserID
 		case "NewUserID":
-			bit, dst = cbFNewUserID, &in.NewUserID
+			bit, dst = fieldNewUserID, &in.NewUserID
 		case "Name":
-			bit, dst = cbFName, &in.Name
+			bit, dst = fieldName, &in.Name
 		case "Mobile":
-			bit, dst = cbFMobile, &in.Mobile
+			bit, dst = fieldMobile, &in.Mobile
 		case "Status":
-			bit = cbFStatus
+			bit = fieldStatus
 		default:
 			continue
 		}
 		switch {
 		case nested:
-			return nil, cbErrChildField
+			return nil, errChildField
 		case seen&bit != 0:
-			return nil, cbErrDuplicate
-		case len(value) > cbMaxField:
-			return nil, cbErrTooLong
+			return nil, errDuplicate
+		case len(value) > maxField:
+			return nil, errTooLong
 		}
 		seen |= bit
 		switch bit {
-		case cbFCreateTime:
-			if in.CreateTime, err = cbParseInt(value, 64); err != nil {
+		case fieldCreateTime:
+			if in.CreateTime, err = parseInt(value, 64); err != nil {
 				return nil, err
 			}
-		case cbFStatus:
-			n, err := cbParseInt(value, strconv.IntSize)
+		case fieldStatus:
+			n, err := parseInt(value, strconv.IntSize)
 			if err != nil {
 				return nil, err
 			}
@@ -114,20 +114,20 @@ func cbParseInbound(src, channel string) (*app.Inbound, error) {
 		}
 	}
 	if in.MsgType == "" {
-		return nil, cbErrNoMsgType
+		return nil, errNoMsgType
 	}
 	return in, nil
 }
 
-// cbParseInt parses an integer element the way encoding/xml does: empty is 0, surrounding
+// parseInt parses an integer element the way encoding/xml does: empty is 0, surrounding
 // white space is ignored.
-func cbParseInt(s string, bits int) (int64, error) {
+func parseInt(s string, bits int) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, bits)
 	if err != nil {
-		return 0, cbErrNumber
+		return 0, errNumber
 	}
 	return n, nil
 }
@@ -143,23 +143,23 @@ func EventXML(in *app.Inbound) []byte {
 	}
 	b := make([]byte, 0, 256+len(in.Content))
 	b = append(b, "<xml>"...)
-	b = cbAppendElem(b, "ToUserName", in.ToUser)
-	b = cbAppendElem(b, "FromUserName", in.FromUser)
+	b = appendElem(b, "ToUserName", in.ToUser)
+	b = appendElem(b, "FromUserName", in.FromUser)
 	b = append(b, "<CreateTime>"...)
 	b = strconv.AppendInt(b, in.CreateTime, 10)
 	b = append(b, "</CreateTime>"...)
-	b = cbAppendElem(b, "MsgType", in.MsgType)
+	b = appendElem(b, "MsgType", in.MsgType)
 	if in.Content != "" {
-		b = cbAppendElem(b, "Content", in.Content)
+		b = appendElem(b, "Content", in.Content)
 	}
 	if in.MsgID != "" {
-		b = cbAppendPlainElem(b, "MsgId", in.MsgID)
+		b = appendPlainElem(b, "MsgId", in.MsgID)
 	}
 	if in.Event != "" {
-		b = cbAppendElem(b, "Event", in.Event)
+		b = appendElem(b, "Event", in.Event)
 	}
 	if in.EventKey != "" || in.MsgType == "event" && in.Event != "" && in.Event != "change_contact" {
-		b = cbAppendElem(b, "EventKey", in.EventKey)
+		b = appendElem(b, "EventKey", in.EventKey)
 	}
 	for _, f := range [...]struct{ name, value string }{
 		{"ChangeType", in.ChangeType},
@@ -169,7 +169,7 @@ func EventXML(in *app.Inbound) []byte {
 		{"Mobile", in.Mobile},
 	} {
 		if f.value != "" {
-			b = cbAppendElem(b, f.name, f.value)
+			b = appendElem(b, f.name, f.value)
 		}
 	}
 	if in.Status != 0 {
@@ -178,7 +178,7 @@ func EventXML(in *app.Inbound) []byte {
 		b = append(b, "</Status>"...)
 	}
 	if in.AgentID != "" {
-		b = cbAppendPlainElem(b, "AgentID", in.AgentID)
+		b = appendPlainElem(b, "AgentID", in.AgentID)
 	}
 	return append(b, "</xml>"...)
 }

@@ -1,5 +1,0 @@
-//go:build !race
-
-package wecom
-
-const cbRaceEnabled = false
