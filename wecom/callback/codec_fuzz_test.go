@@ -85,6 +85,7 @@ func FuzzOpen(f *testing.F) {
 	}
 	f.Add(v2Sig, v2TS, v2Nonce, []byte(v2Body), false)
 	f.Add("", fuzzTS, fuzzNonce, []byte("<xml><Encrypt><![CDATA[AAAAAAAAAAAAAAAAAAAAAA==]]></Encrypt></xml>"), true)
+	f.Add("", fuzzTS, fuzzNonce, []byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xml><Encrypt><![CDATA[AAAAAAAAAAAAAAAAAAAAAA==]]></Encrypt></xml>"), true)
 	f.Fuzz(func(t *testing.T, sig, ts, nonce string, body []byte, resign bool) {
 		if resign {
 			if env, err := parseEnvelope(body); err == nil {
@@ -226,6 +227,9 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		add("FuzzOpen", sig, fuzzTS, fuzzNonce, body, false)
 		add("FuzzOpenPlaintext", rawPlaintext(uint32(len(plain)), string(plain), testCorp))
 		add("FuzzParseInbound", string(plain))
+		if name == "click_help_declaration.xml" { // a declaration on the envelope too
+			add("FuzzOpen", sig, fuzzTS, fuzzNonce, append([]byte("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"), body...), false)
+		}
 	}
 	add("FuzzOpen", v2Sig, v2TS, v2Nonce, []byte(v2Body), false)
 	add("FuzzVerifyURL", v1Sig, v1TS, v1Nonce, v1EchoStr, false)

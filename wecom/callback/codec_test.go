@@ -296,7 +296,7 @@ func TestOpenRoundTrip(t *testing.T) {
 	for _, name := range []string{"click_help.xml", "view.xml", "enter_agent.xml", "subscribe.xml",
 		"unsubscribe.xml", "change_contact_create_user.xml", "change_contact_update_user.xml",
 		"change_contact_delete_user.xml", "location.xml", "image.xml", "batch_job_result.xml",
-		"text_plain_entities.xml", "v2_text.xml"} {
+		"text_plain_entities.xml", "v2_text.xml", "click_help_declaration.xml"} {
 		plain := readFixture(t, name)
 		want, err := parseInbound(string(plain), app.ChannelContacts)
 		if err != nil {
@@ -517,6 +517,13 @@ func TestOpenRejects(t *testing.T) {
 		{"InnerWithoutMsgType", with(plain("<xml><Content>hi</Content></xml>")), ErrMalformed},
 		{"InnerOversizeField", with(plain("<xml><MsgType>text</MsgType><Content>" + strings.Repeat("x", maxField+1) + "</Content></xml>")), ErrMalformed},
 		{"InnerBadCreateTime", with(plain("<xml><MsgType>text</MsgType><CreateTime>x</CreateTime></xml>")), ErrMalformed},
+		{"EnvelopePI", input{sig, ts, nonce, append([]byte("<?php echo 1 ?>"), body...)}, ErrMalformed},
+		{"EnvelopeDeclarationGBK", input{sig, ts, nonce, append([]byte(`<?xml version="1.0" encoding="GBK"?>`), body...)}, ErrMalformed},
+		{"EnvelopeDeclarationUnterminated", input{sig, ts, nonce, append([]byte(`<?xml version="1.0"`), body...)}, ErrMalformed},
+		{"EnvelopeDeclarationTwice", input{sig, ts, nonce, append([]byte(`<?xml version="1.0"?><?xml version="1.0"?>`), body...)}, ErrMalformed},
+		{"InnerPI", with(plain("<?xml-stylesheet href=\"a\"?>" + string(event))), ErrMalformed},
+		{"InnerDeclarationVersion2", with(plain(`<?xml version="2.0"?>` + string(event))), ErrMalformed},
+		{"InnerDeclarationGarbage", with(plain("<?xml \x00\xff?>" + string(event))), ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -537,6 +544,49 @@ func TestOpenRejects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOpenDeclaration: a leading XML declaration (with a BOM and line breaks around it, as a proxy
+// might add) is accepted on the envelope, on the decrypted event and on a passive reply envelope.
+func TestOpenDeclaration(t *testing.T) {
+	const ts, nonce = "1700000000", "42"
+	const decl = "\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n"
+	c := testCodec(t, 1700000000)
+	event := readFixture(t, "click_help.xml")
+	want, err := parseInbound(string(event), app.ChannelApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name         string
+		outer, inner bool
+	}{{"Envelope", true, false}, {"Event", false, true}, {"Both", true, true}} {
+		plain := event
+		if tt.inner {
+			plain = append([]byte(decl), event...)
+		}
+		body, sig, err := c.EncryptEvent(plain, ts, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.outer {
+			body = append([]byte(decl), body...)
+		}
+		got, err := c.Open(sig, ts, nonce, body, app.ChannelApp)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if *got != *want {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", tt.name, *got, *want)
+		}
+	}
+	reply, err := c.Seal(want, app.Reply{Text: "帮助"}, ts, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.OpenReply(append([]byte(decl), reply...)); err != nil {
+		t.Errorf("reply with a declaration: %v", err)
 	}
 }
 

@@ -31,6 +31,9 @@ func TestParseInboundFixtures(t *testing.T) {
 			MsgType: "text", Content: "hello", MsgID: "4561255354251345929", AgentID: "218"}},
 		{"click_help.xml", app.Inbound{ToUser: corp, FromUser: "2021123456", CreateTime: 1700000000,
 			MsgType: "event", Event: "click", EventKey: "HELP", AgentID: "1000002"}},
+		// As a proxy may forward it: an XML declaration and line breaks around the root.
+		{"click_help_declaration.xml", app.Inbound{ToUser: corp, FromUser: "2021123456", CreateTime: 1700000010,
+			MsgType: "event", Event: "click", EventKey: "HELP", AgentID: "1000002"}},
 		{"view.xml", app.Inbound{ToUser: corp, FromUser: "2021123456", CreateTime: 1700000001,
 			MsgType: "event", Event: "view", EventKey: "https://wecampus.example.edu.cn/unbind?a=1&b=2", AgentID: "1000002"}},
 		{"enter_agent.xml", app.Inbound{ToUser: corp, FromUser: "2021123456", CreateTime: 1700000002,
@@ -99,8 +102,32 @@ func TestParseInboundRejects(t *testing.T) {
 		{"CDATAEndInText", "<xml><MsgType>a]]>b</MsgType></xml>", errCDATAEnd},
 		{"UnterminatedCDATA", "<xml><MsgType><![CDATA[text</MsgType></xml>", errEOF},
 		{"Doctype", `<!DOCTYPE xml [<!ENTITY a "b">]><xml><MsgType>&a;</MsgType></xml>`, errMarkup},
-		{"Declaration", `<?xml version="1.0"?><xml><MsgType>text</MsgType></xml>`, errMarkup},
 		{"PIInside", `<xml><?php echo 1 ?><MsgType>text</MsgType></xml>`, errMarkup},
+		{"PIBeforeRoot", `<?php echo 1 ?><xml><MsgType>text</MsgType></xml>`, errMarkup},
+		{"PIEmpty", `<??><xml><MsgType>text</MsgType></xml>`, errMarkup},
+		{"PIBare", `<?`, errMarkup},
+		{"PIXMLStylesheet", `<?xml-stylesheet href="a.xsl"?><xml><MsgType>text</MsgType></xml>`, errMarkup},
+		{"PIXMLPrefix", `<?xmlfoo version="1.0"?><xml><MsgType>text</MsgType></xml>`, errMarkup},
+		{"DeclarationTwice", `<?xml version="1.0"?><?xml version="1.0"?><xml><MsgType>text</MsgType></xml>`, errMarkup},
+		{"DeclarationAfterComment", `<!-- c --><?xml version="1.0"?><xml><MsgType>text</MsgType></xml>`, errMarkup},
+		{"DeclarationInsideRoot", `<xml><?xml version="1.0"?><MsgType>text</MsgType></xml>`, errMarkup},
+		{"DeclarationAfterRoot", `<xml><MsgType>text</MsgType></xml><?xml version="1.0"?>`, errTrailing},
+		{"DeclarationOnly", `<?xml version="1.0" encoding="UTF-8"?>`, errEOF},
+		{"DeclarationEmpty", `<?xml?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationNoVersion", `<?xml encoding="UTF-8"?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationVersion11", `<?xml version="1.1"?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationVersionUnquoted", `<?xml version=1.0?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationVersionNoEquals", `<?xml version "1.0"?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationQuotesMismatch", `<?xml version="1.0'?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationGBK", `<?xml version="1.0" encoding="GBK"?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationUTF16", `<?xml version="1.0" encoding="UTF-16"?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationStandaloneMaybe", `<?xml version="1.0" standalone="maybe"?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationOutOfOrder", `<?xml version="1.0" standalone="yes" encoding="UTF-8"?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationUnknownAttr", `<?xml version="1.0" foo="bar"?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationNoSpaceBetween", `<?xml version="1.0"encoding="UTF-8"?><xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationUnterminated", `<?xml version="1.0"<xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationHalfEnd", `<?xml version="1.0"?<xml><MsgType>text</MsgType></xml>`, errDecl},
+		{"DeclarationTruncated", `<?xml version="1.`, errDecl},
 		{"TextBetween", "<xml>junk<MsgType>text</MsgType></xml>", errText},
 		{"Trailing", "<xml><MsgType>text</MsgType></xml><xml/>", errTrailing},
 		{"Namespace", "<xml><a:MsgType>text</a:MsgType></xml>", errTag},
@@ -118,6 +145,56 @@ func TestParseInboundRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestParseInboundDeclaration: a leading XML declaration, in any form XML 1.0 allows for version
+// 1.0 and UTF-8, with a BOM and whitespace around it, is skipped; the values are those of the same
+// document without it, in both the string and the []byte scanner.
+func TestParseInboundDeclaration(t *testing.T) {
+	const doc = "<xml><ToUserName><![CDATA[ww1]]></ToUserName><MsgType>event</MsgType><Event>click</Event>" +
+		"<EventKey>HELP</EventKey><Encrypt>abc</Encrypt></xml>"
+	want, err := parseInbound(doc, app.ChannelApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, decl := range []string{
+		`<?xml version="1.0" encoding="UTF-8"?>`,
+		`<?xml version="1.0"?>`,
+		`<?xml version='1.0' encoding='utf-8'?>`,
+		`<?xml version="1.0" encoding="Utf-8" standalone="yes"?>`,
+		`<?xml version="1.0" standalone='no' ?>`,
+		"<?xml\tversion = \"1.0\"\r\n encoding= 'UTF-8'\n?>",
+	} {
+		for _, src := range []string{
+			decl + doc,
+			decl + "\n" + doc + "\n",
+			"\xef\xbb\xbf" + decl + "\r\n" + doc,
+			"  \n" + decl + "\n<!-- proxy -->\n" + doc,
+			"\xef\xbb\xbf\n" + decl + doc,
+		} {
+			got, err := parseInbound(src, app.ChannelApp)
+			if err != nil {
+				t.Errorf("%q: %v", src, err)
+				continue
+			}
+			if *got != *want {
+				t.Errorf("%q:\ngot  %+v\nwant %+v", src, *got, *want)
+			}
+			differential(t, src)
+			if s, b := mustEnvelope(t, src), mustEnvelope(t, []byte(src)); s.encrypt != "abc" || string(b.encrypt) != "abc" {
+				t.Errorf("%q: envelope Encrypt %q / %q", src, s.encrypt, b.encrypt)
+			}
+		}
+	}
+}
+
+func mustEnvelope[T text](t *testing.T, src T) envelope[T] {
+	t.Helper()
+	env, err := parseEnvelope(src)
+	if err != nil {
+		t.Fatalf("%q: %v", src, err)
+	}
+	return env
 }
 
 func TestParseInboundDepthLimitAllowsMax(t *testing.T) {

@@ -13,12 +13,15 @@ import (
 //
 //	<xml><ToUserName><![CDATA[ww…]]></ToUserName><CreateTime>1700000000</CreateTime>…</xml>
 //
-// The scanner accepts a strict subset of XML 1.0: an optional UTF-8 BOM, whitespace and comments
-// around the root element <xml>, child elements whose content is character data, CDATA sections,
-// the five predefined entities and numeric character references, comments, and nested unknown
-// elements (skipped, at most maxDepth deep). It refuses DOCTYPEs, processing instructions
-// (including an <?xml?> declaration), namespace prefixes, non-ASCII element names, text other than
-// whitespace between elements, and anything after the root. On every document it accepts, the
+// The scanner accepts a strict subset of XML 1.0: an optional UTF-8 BOM, an optional XML
+// declaration (version 1.0, encoding UTF-8 if any, standalone yes or no if any; whitespace may
+// surround it, since a proxy may add one with a line break), whitespace and comments around the
+// root element <xml>, child elements whose content is character data, CDATA sections, the five
+// predefined entities and numeric character references, comments, and nested unknown elements
+// (skipped, at most maxDepth deep). It refuses DOCTYPEs, every other processing instruction (and
+// a declaration anywhere but first, or one declaring another version or encoding), namespace
+// prefixes, non-ASCII element names, text other than whitespace between elements, and anything
+// after the root. On every document it accepts, the
 // values it yields equal what encoding/xml yields (xml_test.go checks this differentially), with
 // one deliberate leniency: it does not reject characters XML 1.0 forbids (C0 controls, invalid
 // UTF-8) inside text, so one odd character in a member's message does not lose the whole event.
@@ -45,6 +48,7 @@ var (
 	errCDATAEnd   = errors.New("xml: unescaped ]]> in text")
 	errComment    = errors.New("xml: malformed comment")
 	errMarkup     = errors.New("xml: unsupported markup (DOCTYPE, processing instruction)")
+	errDecl       = errors.New("xml: malformed or unsupported XML declaration (want version 1.0, UTF-8)")
 	errDepth      = errors.New("xml: elements nested too deep")
 	errTrailing   = errors.New("xml: content after the root element")
 	errChildField = errors.New("xml: a known field has child elements")
@@ -136,6 +140,12 @@ func (s *scanner[T]) open() error {
 	if hasPrefixAt(s.src, 0, "\xef\xbb\xbf") {
 		s.pos = 3
 	}
+	s.skipSpace()
+	if hasPrefixAt(s.src, s.pos, "<?xml") {
+		if err := s.declaration(); err != nil {
+			return err
+		}
+	}
 	for {
 		s.skipSpace()
 		if !hasPrefixAt(s.src, s.pos, "<!--") {
@@ -165,6 +175,78 @@ func (s *scanner[T]) open() error {
 		return s.finish()
 	}
 	return nil
+}
+
+// declaration consumes the XML declaration at s.pos:
+//
+//	<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+//
+// with encoding and standalone optional but in that order, either quote, and whitespace around
+// '=' (XML 1.0 §2.8). The content is read as UTF-8, so another encoding is refused rather than
+// misread. "<?xml-stylesheet", "<?xmlfoo" and the like are other processing instructions:
+// errMarkup.
+func (s *scanner[T]) declaration() error {
+	s.pos += len("<?xml")
+	if s.pos < len(s.src) && nameChar[s.src[s.pos]]&2 != 0 {
+		return errMarkup
+	}
+	for i, attr := range [...]string{"version", "encoding", "standalone"} {
+		start := s.pos
+		s.skipSpace()
+		if s.pos == start || !hasPrefixAt(s.src, s.pos, attr) {
+			if i == 0 { // version is required
+				return errDecl
+			}
+			s.pos = start
+			continue
+		}
+		s.pos += len(attr)
+		v, err := s.declValue()
+		if err != nil {
+			return err
+		}
+		var ok bool
+		switch i {
+		case 0:
+			ok = string(v) == "1.0"
+		case 1:
+			ok = len(v) == 5 && v[0]|0x20 == 'u' && v[1]|0x20 == 't' && v[2]|0x20 == 'f' && string(v[3:]) == "-8"
+		case 2:
+			ok = string(v) == "yes" || string(v) == "no"
+		}
+		if !ok {
+			return errDecl
+		}
+	}
+	s.skipSpace()
+	if !hasPrefixAt(s.src, s.pos, "?>") {
+		return errDecl
+	}
+	s.pos += len("?>")
+	return nil
+}
+
+// declValue consumes `= "value"` (or single quotes, whitespace around '=') of a declaration's
+// pseudo-attribute and returns the value.
+func (s *scanner[T]) declValue() (T, error) {
+	s.skipSpace()
+	if s.pos >= len(s.src) || s.src[s.pos] != '=' {
+		return s.src[:0], errDecl
+	}
+	s.pos++
+	s.skipSpace()
+	if s.pos >= len(s.src) || s.src[s.pos] != '"' && s.src[s.pos] != '\'' {
+		return s.src[:0], errDecl
+	}
+	q := s.src[s.pos]
+	s.pos++
+	end := indexByte(s.src[s.pos:], q)
+	if end < 0 {
+		return s.src[:0], errDecl
+	}
+	v := s.src[s.pos : s.pos+end]
+	s.pos += end + 1
+	return v, nil
 }
 
 // finish marks the root closed and checks that only whitespace follows it.

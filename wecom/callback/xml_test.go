@@ -76,13 +76,22 @@ func hasForbiddenChars(s string) bool {
 
 // variants returns formatting variants of a WeCom plaintext that WeCom or a simulator might
 // produce: newlines and indentation between elements, plain text with entities instead of
-// CDATA, CRLF line ends, comments, a BOM, attributes, split CDATA, and unknown nested elements.
+// CDATA, CRLF line ends, comments, a BOM, an XML declaration, attributes, split CDATA, and
+// unknown nested elements.
 func variants(src string) []string {
 	v := []string{src}
 	v = append(v, strings.ReplaceAll(src, "><", ">\n<"))
 	v = append(v, strings.ReplaceAll(src, "><", ">\r\n\t<"))
 	v = append(v, "\xef\xbb\xbf"+src)
-	v = append(v, "<!-- c -->\n"+src+"\n")
+	// A comment goes after the declaration, if any: nothing but a BOM and whitespace may precede it.
+	decl, rest := "", src
+	if strings.HasPrefix(src, "<?xml") {
+		end := strings.Index(src, "?>") + len("?>")
+		decl, rest = src[:end], src[end:]
+	} else {
+		v = append(v, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"+src)
+	}
+	v = append(v, decl+"<!-- c -->\n"+rest+"\n")
 	v = append(v, strings.Replace(src, "<xml>", `<xml a="1" b='&amp;'>`, 1))
 	v = append(v, strings.Replace(src, "</xml>", "<Extra><A><B>x</B></A><C/></Extra><!--x--></xml>", 1))
 	// CDATA → escaped plain text.
@@ -190,6 +199,10 @@ func FuzzParseInbound(f *testing.F) {
 		}
 	}
 	f.Add("<xml><MsgType>&#x41;</MsgType><Content>a]]>b</Content></xml>")
+	f.Add("\xef\xbb\xbf <?xml version='1.0' encoding=\"utf-8\" standalone='yes' ?>\n<xml><MsgType>t</MsgType><Encrypt>e</Encrypt></xml>")
+	f.Add(`<?xml version="1.0" encoding="GBK"?><xml><MsgType>t</MsgType></xml>`)
+	f.Add(`<?xml-stylesheet href="x"?><xml><MsgType>t</MsgType></xml>`)
+	f.Add(`<?xml version="1.0"<xml><MsgType>t</MsgType></xml>`)
 	f.Fuzz(func(t *testing.T, src string) {
 		differential(t, src)
 		// The []byte instantiation must agree with the string one.
