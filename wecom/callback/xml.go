@@ -462,17 +462,8 @@ func (s *scanner[T]) content(name T, depth int) (value T, nested bool, err error
 			s.pos = body + end + len("]]>")
 		case hasPrefixAt(s.src, s.pos, "</"):
 			stop := s.pos
-			if after := s.pos + 2 + len(name); after < len(s.src) && s.src[after] == '>' &&
-				string(s.src[s.pos+2:after]) == string(name) {
-				s.pos = after + 1 // the common "</Name>"
-			} else {
-				end, err := s.endTag()
-				if err != nil {
-					return value, false, err
-				}
-				if string(end) != string(name) {
-					return value, false, errEndTag
-				}
+			if err := s.closeTag(name); err != nil {
+				return value, false, err
 			}
 			switch {
 			case nested:
@@ -503,6 +494,23 @@ func (s *scanner[T]) content(name T, depth int) (value T, nested bool, err error
 			}
 		}
 	}
+}
+
+// closeTag consumes the end tag of the element name at s.pos, which starts with "</".
+func (s *scanner[T]) closeTag(name T) error {
+	if after := s.pos + 2 + len(name); after < len(s.src) && s.src[after] == '>' &&
+		string(s.src[s.pos+2:after]) == string(name) {
+		s.pos = after + 1 // the common "</Name>"
+		return nil
+	}
+	end, err := s.endTag()
+	if err != nil {
+		return err
+	}
+	if string(end) != string(name) {
+		return errEndTag
+	}
+	return nil
 }
 
 // checkText validates character data (entities, no "]]>") and reports whether decoding it needs
