@@ -476,9 +476,9 @@ func TestBrowserUnbind(t *testing.T) {
 	b.screen("unbind-again-visitor")
 }
 
-// TestBrowserMigrate: 换绑 — the same person (same name) with a new number and the same mobile:
+// TestBrowserRebind: 换绑 — the same person (same name) with a new number and the same mobile:
 // the 409 page offers the switch, the SMS code, the follow page for the new number.
-func TestBrowserMigrate(t *testing.T) {
+func TestBrowserRebind(t *testing.T) {
 	d := runDemo(t)
 	b := newBrowser(t, d)
 	b.bind("2020000401", "刘洋", "学生", "13600000401")
@@ -503,7 +503,7 @@ func TestBrowserMigrate(t *testing.T) {
 	b.sees("migrated", []string{"换绑成功", "2024000401", "136****0401"}, "13600000401")
 	b.screen("migrate-follow")
 
-	if old := b.binding("2020000401"); old.Status != app.StatusMigrated {
+	if old := b.binding("2020000401"); old.Status != app.StatusRebound {
 		t.Errorf("old binding: %s, want migrated", old.Status)
 	}
 	if nb := b.binding("2024000401"); !nb.Status.Live() || nb.Mobile != "13600000401" {

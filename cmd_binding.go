@@ -35,7 +35,7 @@ type bindingJSON struct {
 	UpdatedAt  string `json:"updated_at"`
 	ID         int64  `json:"id"`
 	Reason     string `json:"reason,omitempty"`
-	MigratedTo int64  `json:"migrated_to,omitempty"`
+	ReboundTo  int64  `json:"migrated_to,omitempty"`
 }
 
 func rfc3339(t time.Time) string {
@@ -50,7 +50,7 @@ func toBindingJSON(b *app.Binding) bindingJSON {
 		Number: b.Number, UserID: b.UserID, Mobile: b.Mobile, Name: b.Name, Type: b.Type,
 		Department: b.Department, Status: string(b.Status),
 		CreatedAt: rfc3339(b.CreatedAt), UpdatedAt: rfc3339(b.UpdatedAt),
-		ID: b.ID, Reason: b.Reason, MigratedTo: b.MigratedTo,
+		ID: b.ID, Reason: b.Reason, ReboundTo: b.ReboundTo,
 	}
 }
 
@@ -219,8 +219,8 @@ func writeBindingText(w io.Writer, b bindingJSON) error {
 	if b.Reason != "" {
 		fmt.Fprintf(tw, "reason:\t%s\n", b.Reason)
 	}
-	if b.MigratedTo != 0 {
-		fmt.Fprintf(tw, "migrated_to:\t%d\n", b.MigratedTo)
+	if b.ReboundTo != 0 {
+		fmt.Fprintf(tw, "migrated_to:\t%d\n", b.ReboundTo)
 	}
 	return tw.Flush()
 }

@@ -198,7 +198,7 @@ func (c *cli) serveOn(ctx context.Context, cfg *Config, log *slog.Logger, ln net
 	// The outbox outlives the listener so that messages queued by draining requests still go.
 	outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { svc.RunOutbox(outboxCtx, outboxTick) })
+	wg.Go(func() { svc.RunBackground(outboxCtx, outboxTick) })
 	defer func() {
 		stopOutbox()
 		wg.Wait()
@@ -262,7 +262,7 @@ func buildService(cfg *Config, db app.Store, wc app.WeCom, log *slog.Logger) (*a
 			IPWindow:    cfg.SMS.IPWindow,
 			Secret:      deriveKey(cfg.Server.SessionSecret, "sms-code"),
 		},
-		VerifyMode:    cfg.WeCom.VerifyMode,
+		VerifyMode:    app.VerifyMode(cfg.WeCom.VerifyMode),
 		JoinQRCodeURL: cfg.WeCom.JoinQRCodeURL,
 		BaseURL:       cfg.Server.BaseURL,
 		HelpKey:       cfg.WeCom.HelpKey,

@@ -8,16 +8,16 @@ type Status string
 // Binding statuses. pending and active are "live": at most one live binding exists per number,
 // per userid and per mobile (enforced by the store's unique indexes).
 const (
-	StatusPending  Status = "pending"  // member created in WeCom and invited, not yet joined
-	StatusActive   Status = "active"   // member joined (callback) or passed join verification
-	StatusUnbound  Status = "unbound"  // member released (unbind, admin, or deleted in WeCom)
-	StatusMigrated Status = "migrated" // released in favour of a newer binding (换绑)
+	StatusPending Status = "pending"  // member created in WeCom and invited, not yet joined
+	StatusActive  Status = "active"   // member joined (callback) or passed join verification
+	StatusUnbound Status = "unbound"  // member released (unbind, admin, or deleted in WeCom)
+	StatusRebound Status = "migrated" // released in favour of the person's newer binding (换绑, Rebind)
 )
 
 // Valid reports whether s is one of the four statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case StatusPending, StatusActive, StatusUnbound, StatusMigrated:
+	case StatusPending, StatusActive, StatusUnbound, StatusRebound:
 		return true
 	}
 	return false
@@ -37,8 +37,8 @@ type Binding struct {
 	Type       string    `json:"type"`       // identity type from CAS, e.g. student, staff
 	Department int64     `json:"department"` // WeCom department id the member was created in
 	Status     Status    `json:"status"`
-	Reason     string    `json:"reason,omitempty"`      // why it was unbound/migrated
-	MigratedTo int64     `json:"migrated_to,omitempty"` // id of the binding that replaced it (换绑)
+	Reason     string    `json:"reason,omitempty"`      // why it was unbound/rebound
+	ReboundTo  int64     `json:"migrated_to,omitempty"` // id of the binding that replaced it (换绑)
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 }
@@ -60,9 +60,22 @@ type BindingUpdate struct {
 	Name       *string
 	Department *int64
 	Reason     *string
-	MigratedTo *int64
+	ReboundTo  *int64
 	IfStatus   []Status
 }
 
 // Ptr returns a pointer to v; handy for BindingUpdate literals.
 func Ptr[T any](v T) *T { return &v }
+
+// MemberBinding is a binding as the member pages show it: with the label of its identity type.
+type MemberBinding struct {
+	*Binding
+	Label string // from identity.rules, e.g. 学生; "" when no rule names the type
+}
+
+func (s *Service) memberBinding(b *Binding) *MemberBinding {
+	if b == nil {
+		return nil
+	}
+	return &MemberBinding{Binding: b, Label: s.Identity.Label(b.Type)}
+}

@@ -11,7 +11,7 @@ import (
 // Replies (help click, keywords) have no side effects and are answered from memory. Events with
 // side effects (subscribe, change_contact) are applied in one transaction together with a durable
 // de-duplication record, so a delivery that WeCom retries is applied exactly once. Nothing slow
-// happens here: the welcome message goes to the outbox and is sent by RunOutbox.
+// happens here: the welcome message goes to the outbox and is sent by RunBackground.
 // An error means the effect was not applied and WeCom should retry (the handler answers 500).
 func (s *Service) HandleInbound(ctx context.Context, in *Inbound) (Reply, error) {
 	if in.MsgType == "event" && in.Event == "change_contact" {
@@ -94,7 +94,7 @@ func (s *Service) applyChangeContact(ctx context.Context, tx Store, in *Inbound)
 }
 
 // activate turns userID's pending binding active and queues one welcome message. An active,
-// unbound or migrated binding stays as it is; a member without a binding is ignored.
+// unbound or rebound binding stays as it is; a member without a binding is ignored.
 func (s *Service) activate(ctx context.Context, tx Store, userID, via string) error {
 	b, err := tx.FindLiveBinding(ctx, "userid", userID)
 	if ErrorCode(err) == ENOTFOUND {

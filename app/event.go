@@ -16,7 +16,7 @@ const (
 	EventBound         = "bind.created"    // binding stored pending
 	EventActivated     = "bind.activated"  // pending -> active
 	EventUnbound       = "bind.unbound"    // -> unbound
-	EventMigrated      = "bind.migrated"   // -> migrated (换绑)
+	EventRebound       = "bind.migrated"   // -> migrated (换绑, Rebind)
 	EventUserIDChanged = "bind.userid"     // userid renamed in WeCom
 	EventMobileChanged = "bind.mobile"     // mobile changed in WeCom
 	EventRepaired      = "bind.repaired"   // fixed by the start-up repair or reconcile

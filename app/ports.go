@@ -60,7 +60,7 @@ type Store interface {
 	CreateSMSCode(ctx context.Context, c *SMSCode) error
 	// LatestSMSCode returns the newest code for mobile and purpose (any purpose when purpose is
 	// ""), or ENOTFOUND.
-	LatestSMSCode(ctx context.Context, mobile, purpose string) (*SMSCode, error)
+	LatestSMSCode(ctx context.Context, mobile string, purpose Purpose) (*SMSCode, error)
 	// CountSMSCodes counts codes sent to mobile (any purpose) since the given time.
 	CountSMSCodes(ctx context.Context, mobile string, since time.Time) (int, error)
 	// CountSMSCodesByIP counts codes requested from ip since the given time.
@@ -85,31 +85,13 @@ type Store interface {
 type SMSCode struct {
 	ID        int64
 	Mobile    string
-	Purpose   string // verify | unbind | migrate
+	Purpose   Purpose
 	Hash      string // keyed hash of the code, never the code itself
 	IP        string // requester, for the per-IP limit
 	Attempts  int    // wrong attempts so far
 	ExpiresAt time.Time
 	UsedAt    *time.Time
 	CreatedAt time.Time
-}
-
-// Intent is written before a WeCom member write so that a crash between the WeCom call and the
-// binding insert can be repaired: an open intent older than two minutes is resolved by reading
-// WeCom, never by blindly writing again.
-type Intent struct {
-	ID          int64
-	Op          string // create | migrate
-	Number      string
-	UserID      string
-	Mobile      string
-	Name        string
-	Type        string
-	Department  int64
-	MigrateFrom int64 // binding id released by a migration, if any
-	Result      string
-	CreatedAt   time.Time
-	DoneAt      *time.Time
 }
 
 // OutboxMessage is an app message (message/send) waiting in the durable outbox.
@@ -243,9 +225,8 @@ func WeComTemporary(err error) bool {
 
 // SMS sends verification codes.
 type SMS interface {
-	// Send delivers code to mobile; message is the full text for providers that send free text,
-	// purpose is PurposeVerify, PurposeUnbind or PurposeMigrate.
-	Send(ctx context.Context, mobile, code, purpose, message string) error
+	// Send delivers code to mobile; message is the full text for providers that send free text.
+	Send(ctx context.Context, mobile, code string, purpose Purpose, message string) error
 }
 
 // CASIdentity is what the school's CAS server says about a person after a valid ticket.

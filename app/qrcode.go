@@ -8,10 +8,10 @@ import (
 // joinQRCacheFor is how long the join QR code URL is reused; WeCom keeps it valid for 7 days.
 const joinQRCacheFor = 24 * time.Hour
 
-// JoinQRCode returns the URL of the image members scan to join: wecom.join_qrcode_url if set,
+// joinQRCode returns the URL of the image members scan to join: wecom.join_qrcode_url if set,
 // else the corp's join QR code from WeCom, cached for a day. It returns "" (the page then shows
 // the invitation guidance only) when WeCom cannot be asked.
-func (s *Service) JoinQRCode(ctx context.Context) string {
+func (s *Service) joinQRCode(ctx context.Context) string {
 	if s.JoinQRCodeURL != "" {
 		return s.JoinQRCodeURL
 	}

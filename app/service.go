@@ -19,8 +19,8 @@ type Service struct {
 	Identity *IdentityPolicy
 	// SMSPolicy holds the SMS code limits (sms.*).
 	SMSPolicy SMSPolicy
-	// VerifyMode is wecom.verify_mode: "tfa" (default) or "authsucc".
-	VerifyMode string
+	// VerifyMode is wecom.verify_mode: VerifyTfa (default, also for "") or VerifyAuthSucc.
+	VerifyMode VerifyMode
 	// JoinQRCodeURL, when set, is shown on the follow page instead of asking WeCom for the
 	// corp's join QR code (wecom.join_qrcode_url).
 	JoinQRCodeURL string
@@ -44,7 +44,7 @@ type Service struct {
 	qrAt  time.Time
 
 	wakeOnce sync.Once
-	wake     chan struct{} // nudges RunOutbox after a callback queued a message
+	wake     chan struct{} // nudges RunBackground after a callback queued a message
 }
 
 func (s *Service) now() time.Time {
@@ -84,3 +84,17 @@ func (s *Service) ListBindings(ctx context.Context, f BindingFilter) ([]*Binding
 	}
 	return s.Store.FindBindings(ctx, f)
 }
+
+// Events returns the audit trail of a binding, oldest first.
+func (s *Service) Events(ctx context.Context, bindingID int64) ([]*Event, error) {
+	return s.Store.FindEvents(ctx, bindingID)
+}
+
+// Ping checks that the database answers (the readiness probe).
+func (s *Service) Ping(ctx context.Context) error { return s.Store.Ping(ctx) }
+
+// LoginURL is the school's CAS login URL (renew=true) that returns to service.
+func (s *Service) LoginURL(service string) string { return s.CAS.LoginURL(service) }
+
+// LogoutURL is the school's CAS logout URL that returns to service.
+func (s *Service) LogoutURL(service string) string { return s.CAS.LogoutURL(service) }

@@ -15,12 +15,21 @@ import (
 	"time"
 )
 
-// SMS code purposes (CONTRACT §4).
+// Purpose is what an SMS code is for. Its values are part of CONTRACT §4 (the school's SMS
+// gateway receives them) and are stored with each code.
+type Purpose string
+
+// SMS code purposes.
 const (
-	PurposeVerify  = "verify"
-	PurposeUnbind  = "unbind"
-	PurposeMigrate = "migrate"
+	PurposeVerify Purpose = "verify"  // join verification (ConfirmVerify)
+	PurposeUnbind Purpose = "unbind"  // Unbind
+	PurposeRebind Purpose = "migrate" // 换绑 (Rebind); the wire value predates the name
 )
+
+// Valid reports whether p is one of the three purposes.
+func (p Purpose) Valid() bool {
+	return p == PurposeVerify || p == PurposeUnbind || p == PurposeRebind
+}
 
 // SMSPolicy holds the limits of CONTRACT §4; zero fields get the contract's defaults.
 type SMSPolicy struct {
@@ -62,7 +71,7 @@ func (s *Service) CodeTTL() time.Duration { return s.SMSPolicy.withDefaults().TT
 
 // SendCode sends a fresh 6-digit code for purpose to mobile, enforcing the cooldown, the daily cap
 // and the per-IP limit. Only the code's hash is stored.
-func (s *Service) SendCode(ctx context.Context, mobile, purpose, ip string) error {
+func (s *Service) SendCode(ctx context.Context, mobile string, purpose Purpose, ip string) error {
 	p := s.SMSPolicy.withDefaults()
 	c, code, err := s.reserveCode(ctx, p, mobile, purpose, ip)
 	if err != nil {
@@ -81,14 +90,14 @@ func (s *Service) SendCode(ctx context.Context, mobile, purpose, ip string) erro
 		}
 		return err
 	}
-	s.log().Info("sms code sent", "mobile", MaskMobile(mobile), "purpose", purpose)
+	s.log().Info("sms code sent", "mobile", MaskMobile(mobile), "purpose", string(purpose))
 	return nil
 }
 
 // reserveCode checks the limits and stores a new code for mobile. The check and the insert run
 // under a per-mobile lock, so two simultaneous requests cannot both pass the cooldown (within
 // one replica; across replicas the window is a few milliseconds).
-func (s *Service) reserveCode(ctx context.Context, p SMSPolicy, mobile, purpose, ip string) (*SMSCode, string, error) {
+func (s *Service) reserveCode(ctx context.Context, p SMSPolicy, mobile string, purpose Purpose, ip string) (*SMSCode, string, error) {
 	mu := s.smsLocks.of(mobile)
 	mu.Lock()
 	defer mu.Unlock()
@@ -140,7 +149,7 @@ func (l *stripedLock) of(key string) *sync.Mutex {
 
 // CheckCode verifies code for mobile and purpose and consumes it. Wrong, used or exhausted codes
 // are EINVALID; an expired one is EEXPIRED.
-func (s *Service) CheckCode(ctx context.Context, mobile, purpose, code string) error {
+func (s *Service) CheckCode(ctx context.Context, mobile string, purpose Purpose, code string) error {
 	p := s.SMSPolicy.withDefaults()
 	code = strings.TrimSpace(code)
 	if len(code) != 6 {
@@ -180,9 +189,9 @@ func (s *Service) CheckCode(ctx context.Context, mobile, purpose, code string) e
 	return nil
 }
 
-func (p SMSPolicy) hash(mobile, purpose, code string) string {
+func (p SMSPolicy) hash(mobile string, purpose Purpose, code string) string {
 	m := hmac.New(sha256.New, p.Secret)
-	m.Write([]byte(mobile + "\x00" + purpose + "\x00" + code))
+	m.Write([]byte(mobile + "\x00" + string(purpose) + "\x00" + code))
 	return hex.EncodeToString(m.Sum(nil))
 }
 

@@ -22,9 +22,13 @@ type smsRecorder struct {
 	fail error
 }
 
-type sentSMS struct{ mobile, code, purpose, message string }
+type sentSMS struct {
+	mobile, code string
+	purpose      app.Purpose
+	message      string
+}
 
-func (r *smsRecorder) Send(_ context.Context, mobile, code, purpose, message string) error {
+func (r *smsRecorder) Send(_ context.Context, mobile, code string, purpose app.Purpose, message string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
@@ -86,17 +90,17 @@ func wantCode(t *testing.T, err error, code string) {
 func TestSMSCodeIsHashedAndSingleUse(t *testing.T) {
 	ctx := context.Background()
 	svc, rec, _, db := newSMSService(t, app.SMSPolicy{})
-	if err := svc.SendCode(ctx, "13800001234", app.PurposeMigrate, "10.0.0.1"); err != nil {
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeRebind, "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	sent := rec.last(t)
-	if !regexp.MustCompile(`^[0-9]{6}$`).MatchString(sent.code) || sent.mobile != "13800001234" || sent.purpose != app.PurposeMigrate {
+	if !regexp.MustCompile(`^[0-9]{6}$`).MatchString(sent.code) || sent.mobile != "13800001234" || sent.purpose != app.PurposeRebind {
 		t.Fatalf("sent %+v", sent)
 	}
 	if !strings.Contains(sent.message, sent.code) || !strings.Contains(sent.message, "5 分钟") {
 		t.Fatalf("message %q", sent.message)
 	}
-	stored, err := db.LatestSMSCode(ctx, "13800001234", app.PurposeMigrate)
+	stored, err := db.LatestSMSCode(ctx, "13800001234", app.PurposeRebind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,35 +109,35 @@ func TestSMSCodeIsHashedAndSingleUse(t *testing.T) {
 	}
 	// The hash is keyed: another secret gives another hash for the same code.
 	other, _, _, odb := newSMSService(t, app.SMSPolicy{Secret: []byte("another secret")})
-	if err := other.SendCode(ctx, "13800001234", app.PurposeMigrate, ""); err != nil {
+	if err := other.SendCode(ctx, "13800001234", app.PurposeRebind, ""); err != nil {
 		t.Fatal(err)
 	}
-	if s2, _ := odb.LatestSMSCode(ctx, "13800001234", app.PurposeMigrate); s2.Hash == stored.Hash {
+	if s2, _ := odb.LatestSMSCode(ctx, "13800001234", app.PurposeRebind); s2.Hash == stored.Hash {
 		t.Fatal("two secrets, same hash (codes are random, so this would also be a 1e-6 fluke)")
 	}
 	if stored.IP != "10.0.0.1" || !stored.ExpiresAt.Equal(stored.CreatedAt.Add(5*time.Minute)) {
 		t.Fatalf("stored %+v", stored)
 	}
 
-	wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeVerify, sent.code), app.EINVALID)  // other purpose
-	wantCode(t, svc.CheckCode(ctx, "13900001234", app.PurposeMigrate, sent.code), app.EINVALID) // other mobile
-	if err := svc.CheckCode(ctx, "13800001234", app.PurposeMigrate, " "+sent.code+" "); err != nil {
+	wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeVerify, sent.code), app.EINVALID) // other purpose
+	wantCode(t, svc.CheckCode(ctx, "13900001234", app.PurposeRebind, sent.code), app.EINVALID) // other mobile
+	if err := svc.CheckCode(ctx, "13800001234", app.PurposeRebind, " "+sent.code+" "); err != nil {
 		t.Fatalf("right code: %v", err)
 	}
-	wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeMigrate, sent.code), app.EINVALID) // used
+	wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeRebind, sent.code), app.EINVALID) // used
 }
 
 func TestSMSCodeCooldownAndDailyCap(t *testing.T) {
 	ctx := context.Background()
 	svc, rec, clock, _ := newSMSService(t, app.SMSPolicy{DailyLimit: 3})
-	send := func(purpose string) error { return svc.SendCode(ctx, "13800001234", purpose, "") }
+	send := func(purpose app.Purpose) error { return svc.SendCode(ctx, "13800001234", purpose, "") }
 
 	if err := send(app.PurposeVerify); err != nil {
 		t.Fatal(err)
 	}
 	// One send per mobile per minute, whatever the purpose.
 	wantCode(t, send(app.PurposeVerify), app.ETOOMANY)
-	wantCode(t, send(app.PurposeMigrate), app.ETOOMANY)
+	wantCode(t, send(app.PurposeRebind), app.ETOOMANY)
 	clock.advance(59 * time.Second)
 	err := send(app.PurposeVerify)
 	wantCode(t, err, app.ETOOMANY)
@@ -145,7 +149,7 @@ func TestSMSCodeCooldownAndDailyCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.advance(time.Second)
-	if err := send(app.PurposeMigrate); err != nil {
+	if err := send(app.PurposeRebind); err != nil {
 		t.Fatalf("after the cooldown: %v", err)
 	}
 	clock.advance(time.Minute)
@@ -231,21 +235,21 @@ func TestSMSCodeConcurrentGuesses(t *testing.T) {
 func TestSMSCodeExpiry(t *testing.T) {
 	ctx := context.Background()
 	svc, rec, clock, _ := newSMSService(t, app.SMSPolicy{})
-	if err := svc.SendCode(ctx, "13800001234", app.PurposeMigrate, ""); err != nil {
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeRebind, ""); err != nil {
 		t.Fatal(err)
 	}
 	code := rec.last(t).code
 	clock.advance(5*time.Minute - time.Second)
-	if err := svc.CheckCode(ctx, "13800001234", app.PurposeMigrate, code); err != nil {
+	if err := svc.CheckCode(ctx, "13800001234", app.PurposeRebind, code); err != nil {
 		t.Fatalf("just in time: %v", err)
 	}
 	clock.advance(time.Minute)
-	if err := svc.SendCode(ctx, "13800001234", app.PurposeMigrate, ""); err != nil {
+	if err := svc.SendCode(ctx, "13800001234", app.PurposeRebind, ""); err != nil {
 		t.Fatal(err)
 	}
 	code = rec.last(t).code
 	clock.advance(5 * time.Minute)
-	err := svc.CheckCode(ctx, "13800001234", app.PurposeMigrate, code)
+	err := svc.CheckCode(ctx, "13800001234", app.PurposeRebind, code)
 	wantCode(t, err, app.EEXPIRED)
 	if !strings.Contains(app.ErrorMessage(err), "过期") {
 		t.Fatalf("expired: %q", app.ErrorMessage(err))
@@ -349,7 +353,7 @@ func TestSMSCodeConcurrentSends(t *testing.T) {
 // slowLatest delays LatestSMSCode so that concurrent senders all read before any of them writes.
 type slowLatest struct{ app.Store }
 
-func (s slowLatest) LatestSMSCode(ctx context.Context, mobile, purpose string) (*app.SMSCode, error) {
+func (s slowLatest) LatestSMSCode(ctx context.Context, mobile string, purpose app.Purpose) (*app.SMSCode, error) {
 	c, err := s.Store.LatestSMSCode(ctx, mobile, purpose)
 	time.Sleep(20 * time.Millisecond)
 	return c, err

@@ -5,9 +5,24 @@ import (
 	"fmt"
 )
 
-// MemberFromCode redeems a WeCom OAuth code (snsapi_base) for the member's userid. A visitor who
-// is not a member of the corp gets ENOTFOUND.
-func (s *Service) MemberFromCode(ctx context.Context, code string) (string, error) {
+// BindingFromCode redeems a WeCom OAuth code (snsapi_base) and returns the member's live binding
+// (its UserID is the member's). A visitor who is not a member of the corp, or a member without a
+// binding, gets ENOTFOUND with a page text.
+func (s *Service) BindingFromCode(ctx context.Context, code string) (*MemberBinding, error) {
+	userID, err := s.memberFromCode(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.bindingOfMember(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return s.memberBinding(b), nil
+}
+
+// memberFromCode redeems a WeCom OAuth code for the member's userid; a visitor who is not a
+// member of the corp gets ENOTFOUND.
+func (s *Service) memberFromCode(ctx context.Context, code string) (string, error) {
 	if code == "" {
 		return "", Errorf(EINVALID, "缺少授权参数,请从企业微信重新进入。")
 	}
@@ -21,8 +36,8 @@ func (s *Service) MemberFromCode(ctx context.Context, code string) (string, erro
 	return userID, nil
 }
 
-// BindingOfMember returns the live binding of a WeCom member, or ENOTFOUND with a page text.
-func (s *Service) BindingOfMember(ctx context.Context, userID string) (*Binding, error) {
+// bindingOfMember returns the live binding of a WeCom member, or ENOTFOUND with a page text.
+func (s *Service) bindingOfMember(ctx context.Context, userID string) (*Binding, error) {
 	b, err := s.Store.FindLiveBinding(ctx, "userid", userID)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(ENOTFOUND, "你的企业微信账号没有通过本系统绑定的学号/工号。如有疑问,请联系学校信息化管理部门。")
@@ -30,31 +45,36 @@ func (s *Service) BindingOfMember(ctx context.Context, userID string) (*Binding,
 	return b, err
 }
 
-// SendUnbindCode sends the unbind SMS code to the member's bound mobile.
-func (s *Service) SendUnbindCode(ctx context.Context, userID, ip string) (*Binding, error) {
-	b, err := s.BindingOfMember(ctx, userID)
+// SendUnbindCode sends the unbind SMS code to the member's bound mobile. The binding comes back
+// also with a send error (ETOOMANY: a code sent moments ago is still valid).
+func (s *Service) SendUnbindCode(ctx context.Context, userID, ip string) (*MemberBinding, error) {
+	b, err := s.bindingOfMember(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	return b, s.SendCode(ctx, b.Mobile, PurposeUnbind, ip)
+	return s.memberBinding(b), s.SendCode(ctx, b.Mobile, PurposeUnbind, ip)
 }
 
 // Unbind checks the SMS code, deletes the member in WeCom and marks the binding unbound. A member
-// already gone in WeCom (60111) is still marked unbound.
-func (s *Service) Unbind(ctx context.Context, userID, code string) (*Binding, error) {
-	b, err := s.BindingOfMember(ctx, userID)
+// already gone in WeCom (60111) is still marked unbound. A wrong, used or expired SMS code
+// (EINVALID, EEXPIRED) comes back with the binding, for the code form to be shown again.
+func (s *Service) Unbind(ctx context.Context, userID, code string) (*MemberBinding, error) {
+	b, err := s.bindingOfMember(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.CheckCode(ctx, b.Mobile, PurposeUnbind, code); err != nil {
+		return s.memberBinding(b), err
+	}
+	if b, err = s.release(ctx, b, ActorMember, "unbound by member"); err != nil {
 		return nil, err
 	}
-	return s.release(ctx, b, ActorMember, "unbound by member")
+	return s.memberBinding(b), nil
 }
 
 // AdminUnbind releases the live binding of number from the CLI.
 func (s *Service) AdminUnbind(ctx context.Context, number, reason string) (*Binding, error) {
-	b, err := s.LiveBindingOf(ctx, number)
+	b, err := s.liveBindingOf(ctx, number)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(ENOTFOUND, "学号/工号 %s 没有生效中的绑定", number)
 	} else if err != nil {

@@ -12,6 +12,17 @@ import (
 // *Error around it (EEXPIRED) carries the member-facing text.
 var ErrVerifyRestart = errors.New("app: join verification must restart from WeCom")
 
+// VerifyMode is how a member's join verification is passed in WeCom (wecom.verify_mode).
+type VerifyMode string
+
+// Verify modes.
+const (
+	// VerifyTfa redeems the code with auth/get_tfa_info and passes with user/tfa_succ (default).
+	VerifyTfa VerifyMode = "tfa"
+	// VerifyAuthSucc redeems the code with auth/getuserinfo and passes with user/authsucc (legacy).
+	VerifyAuthSucc VerifyMode = "authsucc"
+)
+
 // tfaLifetime is how long WeCom accepts a tfa_code (and the join-verification code) after
 // auth/get_tfa_info: 5 minutes (WECOM.md §4).
 const tfaLifetime = 5 * time.Minute
@@ -32,7 +43,7 @@ func (s *Service) StartVerify(ctx context.Context, code string) (*VerifyState, *
 	}
 	st := &VerifyState{IssuedAt: s.now().Unix()}
 	var err error
-	if s.VerifyMode == "authsucc" {
+	if s.VerifyMode == VerifyAuthSucc {
 		st.UserID, _, err = s.WeCom.UserFromCode(ctx, code)
 	} else {
 		st.UserID, st.TfaCode, err = s.WeCom.TfaInfo(ctx, code)
@@ -81,33 +92,37 @@ func (s *Service) verifyBinding(ctx context.Context, st *VerifyState) (*Binding,
 	return b, err
 }
 
-// SendVerifyCode checks that mobile is the bound mobile and sends the verification SMS code.
-func (s *Service) SendVerifyCode(ctx context.Context, st *VerifyState, rawMobile, ip string) error {
+// SendVerifyCode checks that mobile is the bound mobile and sends the verification SMS code. It
+// returns the normalised mobile once it is known to be the bound one, also with a send error
+// (ETOOMANY: a code sent moments ago is still valid).
+func (s *Service) SendVerifyCode(ctx context.Context, st *VerifyState, rawMobile, ip string) (string, error) {
 	b, err := s.verifyBinding(ctx, st)
 	if err != nil {
-		return err
+		return "", err
 	}
 	mobile, ok := NormalizeMobile(rawMobile)
 	if !ok {
-		return Errorf(EINVALID, msgMobileInvalid)
+		return "", Errorf(EINVALID, msgMobileInvalid)
 	}
 	if mobile != b.Mobile {
-		return Errorf(EINVALID, "填写的手机号与注册绑定时的手机号(%s)不一致,请填写注册时使用的手机号。", MaskMobile(b.Mobile))
+		return "", Errorf(EINVALID, "填写的手机号与注册绑定时的手机号(%s)不一致,请填写注册时使用的手机号。", MaskMobile(b.Mobile))
 	}
-	return s.SendCode(ctx, mobile, PurposeVerify, ip)
+	return mobile, s.SendCode(ctx, mobile, PurposeVerify, ip)
 }
 
 // ConfirmVerify checks the SMS code, passes the member's join verification in WeCom
-// (user/tfa_succ or user/authsucc) and activates the binding (one welcome message).
-func (s *Service) ConfirmVerify(ctx context.Context, st *VerifyState, code string) (*Binding, error) {
+// (user/tfa_succ or user/authsucc) and activates the binding (one welcome message). A wrong, used
+// or expired SMS code (EINVALID, EEXPIRED) comes back with the member's binding, for the code
+// form to be shown again.
+func (s *Service) ConfirmVerify(ctx context.Context, st *VerifyState, code string) (*MemberBinding, error) {
 	b, err := s.verifyBinding(ctx, st)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.CheckCode(ctx, b.Mobile, PurposeVerify, code); err != nil {
-		return nil, err
+		return s.memberBinding(b), err
 	}
-	if s.VerifyMode == "authsucc" {
+	if s.VerifyMode == VerifyAuthSucc {
 		err = s.WeCom.AuthSucc(ctx, st.UserID)
 	} else {
 		err = s.WeCom.TfaSucc(ctx, st.UserID, st.TfaCode)
@@ -125,5 +140,8 @@ func (s *Service) ConfirmVerify(ctx context.Context, st *VerifyState, code strin
 		return nil, err
 	}
 	s.wakeOutbox()
-	return s.Store.FindBindingByID(ctx, b.ID)
+	if b, err = s.Store.FindBindingByID(ctx, b.ID); err != nil {
+		return nil, err
+	}
+	return s.memberBinding(b), nil
 }

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -22,20 +23,20 @@ func (s *Server) handleBindStart(c *gin.Context) {
 func (s *Server) handleBindLogin(c *gin.Context) {
 	s.flows.clear(c)
 	c.Header("Cache-Control", "no-store")
-	c.Redirect(http.StatusFound, s.svc.CAS.LoginURL(s.casService()))
+	c.Redirect(http.StatusFound, s.svc.LoginURL(s.casService()))
 }
 
 // handleBindSwitch handles "GET /bind/switch" (不是你? 切换账号): CAS logout, then a fresh login.
 func (s *Server) handleBindSwitch(c *gin.Context) {
 	s.flows.clear(c)
 	c.Header("Cache-Control", "no-store")
-	c.Redirect(http.StatusFound, s.svc.CAS.LogoutURL(s.cfg.BaseURL+"/bind/login"))
+	c.Redirect(http.StatusFound, s.svc.LogoutURL(s.cfg.BaseURL+"/bind/login"))
 }
 
 // handleBindCAS handles "GET /bind/cas?ticket=…": validate the ticket once, then show the mobile
 // form, or the already-bound page.
 func (s *Server) handleBindCAS(c *gin.Context) {
-	p, err := s.svc.Authenticate(c.Request.Context(), c.Query("ticket"), s.casService())
+	login, err := s.svc.Authenticate(c.Request.Context(), c.Query("ticket"), s.casService())
 	switch app.ErrorCode(err) {
 	case "":
 	case app.EFORBIDDEN:
@@ -46,23 +47,20 @@ func (s *Server) handleBindCAS(c *gin.Context) {
 		s.renderAppError(c, err, action{Label: "重新登录", URL: "/bind/login", Primary: true})
 		return
 	}
-	if err := s.flows.save(c, &flow{Kind: "bind", Person: p}); err != nil {
+	if err := s.flows.save(c, &flow{Kind: flowBind, Person: login.Person}); err != nil {
 		s.renderAppError(c, err)
 		return
 	}
-	if b, err := s.svc.LiveBindingOf(c.Request.Context(), p.Number); err == nil {
-		s.renderAlreadyBound(c, b)
-		return
-	} else if app.ErrorCode(err) != app.ENOTFOUND {
-		s.renderAppError(c, err)
+	if login.Bound != nil {
+		s.renderAlreadyBound(c, login.Bound)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "bind_mobile", &pageView{Title: "绑定手机号", Person: p})
+	s.renderPage(c, http.StatusOK, "bind_mobile", &pageView{Title: "绑定手机号", Person: login.Person})
 }
 
 // handleBindMobile handles "POST /bind/mobile": create or adopt the member and store the binding.
 func (s *Server) handleBindMobile(c *gin.Context) {
-	f, err := s.flows.load(c, "bind")
+	f, err := s.flows.load(c, flowBind)
 	if err != nil || f.Person == nil {
 		s.flowExpired(c)
 		return
@@ -78,25 +76,25 @@ func (s *Server) handleBindMobile(c *gin.Context) {
 		s.renderPage(c, http.StatusServiceUnavailable, "bind_mobile", &pageView{Title: "系统繁忙", Person: f.Person, Mobile: raw,
 			Error: app.ErrorMessage(err) + "你填写的信息已保留,稍后点击“下一步”重试即可。"})
 	default:
-		s.renderBindResult(c, f, raw, res, err, "注册成功")
+		s.renderBindResult(c, f, res, err, "注册成功")
 	}
 }
 
-// renderBindResult renders the outcome of Bind or Migrate that the step did not handle itself: a
+// renderBindResult renders the outcome of Bind or Rebind that the step did not handle itself: a
 // refusal, a failure, the already-bound page, a mobile conflict, or the follow page with title
 // and the extra paragraphs.
-func (s *Server) renderBindResult(c *gin.Context, f *flow, mobile string, res *app.BindResult, err error, title string, extra ...string) {
+func (s *Server) renderBindResult(c *gin.Context, f *flow, res *app.BindResult, err error, title string, extra ...string) {
 	switch {
 	case app.ErrorCode(err) == app.ECONFLICT:
 		s.renderBindRefusal(c, f, http.StatusConflict, err)
 	case err != nil:
 		s.renderAppError(c, err, action{Label: "重新开始", URL: "/bind"})
 	case res.AlreadyBound != nil:
-		s.renderAlreadyBound(c, res.AlreadyBound)
+		s.renderAlreadyBound(c, res)
 	case res.Conflict != nil:
-		s.renderConflict(c, f, mobile, res.Conflict)
+		s.renderConflict(c, f, res.Conflict)
 	default:
-		s.renderFollow(c, res.Binding, title, extra...)
+		s.renderFollow(c, res, title, extra...)
 	}
 }
 
@@ -107,35 +105,34 @@ func (s *Server) renderBindRefusal(c *gin.Context, f *flow, status int, err erro
 		Paragraphs: []string{app.ErrorMessage(err)}, Person: f.Person})
 }
 
-func (s *Server) renderConflict(c *gin.Context, f *flow, raw string, cf *app.Conflict) {
+func (s *Server) renderConflict(c *gin.Context, f *flow, cf *app.Conflict) {
 	v := &pageView{Title: "手机号已被使用", Paragraphs: []string{cf.Message}, Person: f.Person}
-	if cf.MigrateFrom != 0 {
-		mobile, _ := app.NormalizeMobile(raw)
-		f.Mobile, f.MigrateFrom, f.CodeSent = mobile, cf.MigrateFrom, false
+	if cf.RebindFrom != 0 {
+		f.Mobile, f.RebindFrom, f.CodeSent = cf.Mobile, cf.RebindFrom, false
 		if err := s.flows.save(c, f); err != nil {
 			s.renderAppError(c, err)
 			return
 		}
-		v.Title, v.MigrateFrom, v.Mobile = "可以换绑", cf.MigrateFrom, app.MaskMobile(mobile)
+		v.Title, v.RebindFrom, v.Mobile = "可以换绑", cf.RebindFrom, app.MaskMobile(cf.Mobile)
 	}
 	s.renderPage(c, http.StatusConflict, "conflict", v)
 }
 
-// handleMigrateCode handles "POST /bind/migrate/code": the 换绑 SMS code to the held mobile.
-func (s *Server) handleMigrateCode(c *gin.Context) {
-	f, err := s.flows.load(c, "bind")
-	if err != nil || f.Person == nil || f.MigrateFrom == 0 {
+// handleRebindCode handles "POST /bind/migrate/code": the 换绑 SMS code to the held mobile.
+func (s *Server) handleRebindCode(c *gin.Context) {
+	f, err := s.flows.load(c, flowBind)
+	if err != nil || f.Person == nil || f.RebindFrom == 0 {
 		s.flowExpired(c)
 		return
 	}
-	err = s.svc.SendMigrateCode(c.Request.Context(), f.Person, f.MigrateFrom, f.Mobile, c.ClientIP())
+	err = s.svc.SendRebindCode(c.Request.Context(), f.Person, f.RebindFrom, f.Mobile, c.ClientIP())
 	switch code := app.ErrorCode(err); {
 	case err == nil || (code == app.ETOOMANY && f.CodeSent):
 		// sent, or an earlier code is still on its way: the code form (with the notice)
 	case code == app.ETOOMANY:
 		// e.g. a code for another purpose went to that mobile a moment ago: offer it again
 		s.renderPage(c, http.StatusTooManyRequests, "conflict", &pageView{Title: errorTitles[code],
-			Paragraphs: []string{app.ErrorMessage(err)}, Person: f.Person, MigrateFrom: f.MigrateFrom, Mobile: app.MaskMobile(f.Mobile)})
+			Paragraphs: []string{app.ErrorMessage(err)}, Person: f.Person, RebindFrom: f.RebindFrom, Mobile: app.MaskMobile(f.Mobile)})
 		return
 	case code == app.ECONFLICT:
 		s.renderBindRefusal(c, f, http.StatusConflict, err)
@@ -149,48 +146,50 @@ func (s *Server) handleMigrateCode(c *gin.Context) {
 		s.renderAppError(c, serr)
 		return
 	}
-	s.renderPage(c, http.StatusOK, "code", s.migrateCodeView(f, app.ErrorMessage(err)))
+	s.renderPage(c, http.StatusOK, "code", s.rebindCodeView(f, app.ErrorMessage(err)))
 }
 
-func (s *Server) migrateCodeView(f *flow, errMsg string) *pageView {
+func (s *Server) rebindCodeView(f *flow, errMsg string) *pageView {
 	return &pageView{Title: "换绑验证", Paragraphs: []string{s.codeSentText(f.Mobile) + "验证通过后,原学号/工号的企业微信账号将被解除,并绑定新学号/工号 " + f.Person.Number + "。"},
 		Error: errMsg, Mobile: app.MaskMobile(f.Mobile), Action: "/bind/migrate", Submit: "确认换绑", ResendAction: "/bind/migrate/code"}
 }
 
-// handleMigrate handles "POST /bind/migrate": check the code, release the old member, bind the
+// handleRebind handles "POST /bind/migrate": check the code, release the old member, bind the
 // new number.
-func (s *Server) handleMigrate(c *gin.Context) {
-	f, err := s.flows.load(c, "bind")
-	if err != nil || f.Person == nil || f.MigrateFrom == 0 {
+func (s *Server) handleRebind(c *gin.Context) {
+	f, err := s.flows.load(c, flowBind)
+	if err != nil || f.Person == nil || f.RebindFrom == 0 {
 		s.flowExpired(c)
 		return
 	}
 	ctx := c.Request.Context()
-	res, err := s.svc.Migrate(ctx, f.Person, f.MigrateFrom, f.Mobile, strings.TrimSpace(c.PostForm("sms_code")))
+	res, err := s.svc.Rebind(ctx, f.Person, f.RebindFrom, f.Mobile, strings.TrimSpace(c.PostForm("sms_code")))
 	switch code := app.ErrorCode(err); {
 	case code == app.EINVALID || code == app.EEXPIRED:
-		s.renderPage(c, http.StatusBadRequest, "code", s.migrateCodeView(f, app.ErrorMessage(err)))
+		s.renderPage(c, http.StatusBadRequest, "code", s.rebindCodeView(f, app.ErrorMessage(err)))
 	case code == app.EUNAVAILABLE:
-		s.log.Warn("migrate: dependency unavailable", "err", err, "request_id", RequestID(ctx))
-		if !s.svc.MigrationPending(ctx, f.Person, f.MigrateFrom) {
-			s.renderPage(c, http.StatusServiceUnavailable, "code", s.migrateCodeView(f, app.ErrorMessage(err)+"请稍后重新获取验证码再试。"))
+		s.log.Warn("rebind: dependency unavailable", "err", err, "request_id", RequestID(ctx))
+		if !errors.Is(err, app.ErrRebindPending) {
+			s.renderPage(c, http.StatusServiceUnavailable, "code", s.rebindCodeView(f, app.ErrorMessage(err)+"请稍后重新获取验证码再试。"))
 			return
 		}
-		// The code was accepted and the migration recorded: a retry continues it, no new code.
+		// The code was accepted and the 换绑 recorded: a retry continues it, no new code.
 		s.renderPage(c, http.StatusServiceUnavailable, "conflict", &pageView{Title: "换绑未完成", Icon: "wait",
 			Paragraphs: []string{app.ErrorMessage(err), "验证码已通过,本次换绑已记录,无需重新获取验证码。请稍后点击“重试”继续完成换绑。"},
 			Action:     "/bind/migrate", Submit: "重试"})
 	default:
-		s.renderBindResult(c, f, f.Mobile, res, err, "换绑成功",
+		s.renderBindResult(c, f, res, err, "换绑成功",
 			"原学号/工号的企业微信账号已删除。请用同一个微信重新关注加入,即可使用新学号/工号。")
 	}
 }
 
-func (s *Server) renderAlreadyBound(c *gin.Context, b *app.Binding) {
-	v := &pageView{Title: "该学号/工号已绑定", Icon: "info", Binding: s.bindingView(b)}
+// renderAlreadyBound shows res.AlreadyBound: the follow page while it is pending, else a message.
+func (s *Server) renderAlreadyBound(c *gin.Context, res *app.BindResult) {
+	b := res.AlreadyBound
+	v := &pageView{Title: "该学号/工号已绑定", Icon: "info", Binding: bindingViewOf(b)}
 	if b.Status == app.StatusPending {
 		v.Paragraphs = []string{"你已完成注册,但还没有加入企业微信。请按下方指引关注加入;如果注册时填写的不是当前微信绑定的手机号,加入时企业微信会打开“身份验证”页面,输入短信验证码即可。"}
-		v.QRCodeURL = s.svc.JoinQRCode(c.Request.Context())
+		v.QRCodeURL = res.QRCodeURL
 		s.renderPage(c, http.StatusOK, "follow", v)
 		return
 	}
@@ -199,14 +198,17 @@ func (s *Server) renderAlreadyBound(c *gin.Context, b *app.Binding) {
 	s.renderMessage(c, http.StatusOK, v)
 }
 
-func (s *Server) renderFollow(c *gin.Context, b *app.Binding, title string, extra ...string) {
+// renderFollow shows res.Binding, bound now: the follow page (join QR code and invitation), or a
+// success message for a member who had already joined.
+func (s *Server) renderFollow(c *gin.Context, res *app.BindResult, title string, extra ...string) {
+	b := res.Binding
 	if b.Status == app.StatusActive {
 		// An admin-imported member who had already joined: nothing left to do.
-		s.renderMessage(c, http.StatusOK, &pageView{Title: title, Icon: "success", Binding: s.bindingView(b),
+		s.renderMessage(c, http.StatusOK, &pageView{Title: title, Icon: "success", Binding: bindingViewOf(b),
 			Paragraphs: []string{"你已加入企业微信,学号/工号已绑定成功,可以直接在微信或企业微信中进入“微校园助手”。"}})
 		return
 	}
-	s.renderPage(c, http.StatusOK, "follow", &pageView{Title: title, Binding: s.bindingView(b),
+	s.renderPage(c, http.StatusOK, "follow", &pageView{Title: title, Binding: bindingViewOf(b),
 		Paragraphs: append([]string{"企业微信账号已创建,邀请已发送到手机号 " + app.MaskMobile(b.Mobile) + "。请立即关注加入。"}, extra...),
-		QRCodeURL:  s.svc.JoinQRCode(c.Request.Context())})
+		QRCodeURL:  res.QRCodeURL})
 }

@@ -186,7 +186,7 @@ func TestBindStaleIntentResolvedByRetry(t *testing.T) {
 	clock := e.useClock()
 	m := e.person("2021123456", "张三", "student")
 	ctx := context.Background()
-	in := &app.Intent{Op: "create", Number: "2021123456", UserID: "2021123456", Mobile: "13800001234", Name: "张三",
+	in := &app.Intent{Op: app.OpBind, Number: "2021123456", UserID: "2021123456", Mobile: "13800001234", Name: "张三",
 		Type: "student", Department: 2, CreatedAt: clock.Now()}
 	if err := e.db.CreateIntent(ctx, in); err != nil {
 		t.Fatal(err)
@@ -213,7 +213,7 @@ func TestRepairIntents(t *testing.T) {
 		ctx := context.Background()
 		intent := func(number, mobile string) {
 			t.Helper()
-			in := &app.Intent{Op: "create", Number: number, UserID: number, Mobile: mobile, Name: "张三",
+			in := &app.Intent{Op: app.OpBind, Number: number, UserID: number, Mobile: mobile, Name: "张三",
 				Type: "student", Department: 2, CreatedAt: clock.Now()}
 			if err := e.db.CreateIntent(ctx, in); err != nil {
 				t.Fatal(err)

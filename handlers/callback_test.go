@@ -243,7 +243,7 @@ func TestCallbackEvents(t *testing.T) {
 		{"UnboundNotReactivatedByUpdateUser", app.StatusUnbound,
 			[]*app.Inbound{contact(app.ChannelContacts, app.Inbound{ChangeType: "update_user", UserID: userID, Status: 1})},
 			all(empty, unchanged)},
-		{"MigratedNotReactivated", app.StatusMigrated,
+		{"ReboundNotReactivated", app.StatusRebound,
 			[]*app.Inbound{
 				{FromUser: userID, MsgType: "event", Event: "subscribe", AgentID: "1000002"},
 				contact(app.ChannelContacts, app.Inbound{ChangeType: "update_user", UserID: userID, Status: 1}),

@@ -23,17 +23,29 @@ const flowCookieName = "wecampus_flow"
 // flowTTL bounds every flow: after it the member starts again (CONTRACT §3: ≤ 15 minutes).
 const flowTTL = 15 * time.Minute
 
-// flow is the state of one member flow (bind, verify, unbind or me), kept client-side in a
-// signed and encrypted cookie. Only one flow is in progress per browser; starting one resets it.
+// flowKind names a member flow; each step accepts only the flow of its own kind. The values are
+// stored in the flow cookie.
+type flowKind string
+
+// Member flows.
+const (
+	flowBind   flowKind = "bind"   // /bind…, including 换绑
+	flowVerify flowKind = "verify" // /verify…
+	flowUnbind flowKind = "unbind" // /unbind…
+	flowMe     flowKind = "me"     // /me
+)
+
+// flow is the state of one member flow, kept client-side in a signed and encrypted cookie. Only
+// one flow is in progress per browser; starting one resets it.
 type flow struct {
-	Kind    string `json:"k"` // bind | verify | unbind | me
-	Expires int64  `json:"e"` // unix seconds
+	Kind    flowKind `json:"k"`
+	Expires int64    `json:"e"` // unix seconds
 
 	// bind
-	Person      *app.Person `json:"p,omitempty"`
-	Mobile      string      `json:"mo,omitempty"` // normalised mobile of a pending 换绑
-	MigrateFrom int64       `json:"mf,omitempty"`
-	CodeSent    bool        `json:"cs,omitempty"`
+	Person     *app.Person `json:"p,omitempty"`
+	Mobile     string      `json:"mo,omitempty"` // normalised mobile of a pending 换绑 (verify: the bound mobile)
+	RebindFrom int64       `json:"mf,omitempty"`
+	CodeSent   bool        `json:"cs,omitempty"`
 
 	// verify
 	Verify *app.VerifyState `json:"v,omitempty"`
@@ -68,7 +80,7 @@ var errNoFlow = errors.New("no flow")
 
 // load returns the flow of kind in the request, or errNoFlow when it is missing, forged,
 // expired or of another kind.
-func (fc *flowCodec) load(c *gin.Context, kind string) (*flow, error) {
+func (fc *flowCodec) load(c *gin.Context, kind flowKind) (*flow, error) {
 	ck, err := c.Request.Cookie(flowCookieName)
 	if err != nil {
 		return nil, errNoFlow

@@ -44,7 +44,7 @@ type pageView struct {
 	Mobile       string // shown (masked) or prefilled (the member's own input)
 	Typed        string // what the member typed, kept after a refusal
 	QRCodeURL    string
-	MigrateFrom  int64
+	RebindFrom   int64  // the earlier binding a 换绑 would release: the conflict page offers it
 	Action       string // code form target
 	Submit       string // code form button
 	ResendAction string
@@ -62,17 +62,17 @@ type bindingView struct {
 }
 
 var statusText = map[app.Status]string{
-	app.StatusPending:  "已注册,待加入企业微信",
-	app.StatusActive:   "已绑定",
-	app.StatusUnbound:  "已解除绑定",
-	app.StatusMigrated: "已换绑",
+	app.StatusPending: "已注册,待加入企业微信",
+	app.StatusActive:  "已绑定",
+	app.StatusUnbound: "已解除绑定",
+	app.StatusRebound: "已换绑",
 }
 
-func (s *Server) bindingView(b *app.Binding) *bindingView {
+func bindingViewOf(b *app.MemberBinding) *bindingView {
 	if b == nil {
 		return nil
 	}
-	return &bindingView{Number: b.Number, Name: app.MaskName(b.Name), Label: s.svc.Identity.Label(b.Type),
+	return &bindingView{Number: b.Number, Name: app.MaskName(b.Name), Label: b.Label,
 		Mobile: app.MaskMobile(b.Mobile), Status: statusText[b.Status]}
 }
 
@@ -127,7 +127,7 @@ func restartPage(title, msg, path string) *pageView {
 
 // codeSentText tells the member where the SMS code went and how long it stays valid.
 func (s *Server) codeSentText(mobile string) string {
-	return "验证码已发送到 " + app.MaskMobile(mobile) + "," + strconv.Itoa(int(s.svc.CodeTTL().Minutes())) + " 分钟内有效。"
+	return "验证码已发送到 " + app.MaskMobile(mobile) + "," + strconv.Itoa(int(s.codeTTL.Minutes())) + " 分钟内有效。"
 }
 
 // flowExpired answers a step whose flow cookie is missing, forged or expired.

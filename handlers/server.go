@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,7 +41,7 @@ type Deps struct {
 	Service       *app.Service
 	AppCodec      *callback.Codec                 // GET|POST /wecom/callback
 	ContactsCodec *callback.Codec                 // GET|POST /wecom/contacts; nil: that route answers 404
-	Ready         func(ctx context.Context) error // /readyz probe (DB ping); nil: Service.Store.Ping
+	Ready         func(ctx context.Context) error // /readyz probe (DB ping); nil: Service.Ping
 	Registry      *prometheus.Registry            // /metrics gathers it; nil: a new registry with Go and process collectors
 	Log           *slog.Logger                    // nil: slog.Default()
 	// AuthURL builds the WeCom OAuth authorize URL (snsapi_base) for a redirect URI and state;
@@ -58,6 +59,7 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	pages    *pages
+	codeTTL  time.Duration // validity of SMS codes, told on the code pages
 
 	memberPages map[string]*template.Template
 	flows       *flowCodec
@@ -86,7 +88,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	}
 
 	s := &Server{cfg: cfg, svc: deps.Service, ready: deps.Ready, registry: deps.Registry, log: deps.Log,
-		ids: newRequestIDs()}
+		ids: newRequestIDs(), codeTTL: deps.Service.CodeTTL()}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -94,7 +96,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		if deps.Service.Store == nil {
 			return nil, errors.New("handlers: Deps.Ready is nil and Service.Store is nil")
 		}
-		s.ready = deps.Service.Store.Ping
+		s.ready = deps.Service.Ping
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

@@ -15,11 +15,11 @@ import (
 func (s *Server) handleVerify(c *gin.Context) {
 	code := c.Query("code")
 	if code == "" {
-		s.startOAuth(c, "verify", "/verify")
+		s.startOAuth(c, flowVerify, "/verify")
 		return
 	}
-	if f, err := s.flows.load(c, "verify"); err == nil && f.State != "" && stateMatches(f.State, c.Query("state")) {
-		s.showVerifyStatus(c, f, code)
+	if f, err := s.flows.load(c, flowVerify); err == nil && f.State != "" && stateMatches(f.State, c.Query("state")) {
+		s.showVerifyStatus(c, code)
 		return
 	}
 	st, b, err := s.svc.StartVerify(c.Request.Context(), code)
@@ -27,26 +27,22 @@ func (s *Server) handleVerify(c *gin.Context) {
 		s.renderVerifyError(c, err)
 		return
 	}
-	if err := s.flows.save(c, &flow{Kind: "verify", Verify: st}); err != nil {
+	if err := s.flows.save(c, &flow{Kind: flowVerify, Verify: st}); err != nil {
 		s.renderAppError(c, err)
 		return
 	}
 	s.renderPage(c, http.StatusOK, "verify_mobile", &pageView{Title: "关注身份验证", Mobile: app.MaskMobile(b.Mobile)})
 }
 
-func (s *Server) showVerifyStatus(c *gin.Context, f *flow, code string) {
+// showVerifyStatus answers the OAuth return of the menu entry: whether the member is verified.
+func (s *Server) showVerifyStatus(c *gin.Context, code string) {
 	s.flows.clear(c) // the state is single use
-	userID, err := s.svc.MemberFromCode(c.Request.Context(), code)
+	b, err := s.svc.BindingFromCode(c.Request.Context(), code)
 	if err != nil {
 		s.renderVerifyError(c, err)
 		return
 	}
-	b, err := s.svc.BindingOfMember(c.Request.Context(), userID)
-	if err != nil {
-		s.renderVerifyError(c, err)
-		return
-	}
-	v := &pageView{Title: "身份验证状态", Icon: "success", Binding: s.bindingView(b)}
+	v := &pageView{Title: "身份验证状态", Icon: "success", Binding: bindingViewOf(b)}
 	if b.Status == app.StatusActive {
 		v.Paragraphs = []string{"你已完成验证并加入企业微信,无需再次验证。"}
 	} else {
@@ -74,7 +70,7 @@ func (s *Server) renderVerifyError(c *gin.Context, err error) {
 
 // handleVerifySMS handles "POST /verify/sms": the mobile must be the bound one; send the code.
 func (s *Server) handleVerifySMS(c *gin.Context) {
-	f, err := s.flows.load(c, "verify")
+	f, err := s.flows.load(c, flowVerify)
 	if err != nil || f.Verify == nil {
 		s.flowExpired(c)
 		return
@@ -83,7 +79,7 @@ func (s *Server) handleVerifySMS(c *gin.Context) {
 	if raw == "" && f.Mobile != "" {
 		raw = f.Mobile // 重新获取验证码: the mobile is in the flow cookie, not in the page
 	}
-	err = s.svc.SendVerifyCode(c.Request.Context(), f.Verify, raw, c.ClientIP())
+	mobile, err := s.svc.SendVerifyCode(c.Request.Context(), f.Verify, raw, c.ClientIP())
 	switch app.ErrorCode(err) {
 	case "":
 	case app.EINVALID:
@@ -98,7 +94,6 @@ func (s *Server) handleVerifySMS(c *gin.Context) {
 		s.renderVerifyError(c, err)
 		return
 	}
-	mobile, _ := app.NormalizeMobile(raw)
 	f.CodeSent, f.Mobile = true, mobile
 	if serr := s.flows.save(c, f); serr != nil {
 		s.renderAppError(c, serr)
@@ -115,7 +110,7 @@ func (s *Server) verifyCodeView(mobile, errMsg string) *pageView {
 
 // handleVerifyConfirm handles "POST /verify/confirm": check the code and pass the member.
 func (s *Server) handleVerifyConfirm(c *gin.Context) {
-	f, err := s.flows.load(c, "verify")
+	f, err := s.flows.load(c, flowVerify)
 	if err != nil || f.Verify == nil || !f.CodeSent {
 		s.flowExpired(c)
 		return
@@ -126,20 +121,15 @@ func (s *Server) handleVerifyConfirm(c *gin.Context) {
 	case errors.Is(err, app.ErrVerifyRestart):
 		s.renderVerifyError(c, err)
 		return
-	case code == app.EINVALID || code == app.EEXPIRED:
+	case (code == app.EINVALID || code == app.EEXPIRED) && b != nil:
 		// A wrong, used or expired SMS code: ask again, with a resend button.
-		cur, berr := s.svc.BindingOfMember(c.Request.Context(), f.Verify.UserID)
-		if berr != nil {
-			s.renderVerifyError(c, berr)
-			return
-		}
-		s.renderPage(c, http.StatusBadRequest, "code", s.verifyCodeView(cur.Mobile, app.ErrorMessage(err)))
+		s.renderPage(c, http.StatusBadRequest, "code", s.verifyCodeView(b.Mobile, app.ErrorMessage(err)))
 		return
 	default:
 		s.renderVerifyError(c, err)
 		return
 	}
 	s.flows.clear(c)
-	s.renderMessage(c, http.StatusOK, &pageView{Title: "验证成功", Icon: "success", Binding: s.bindingView(b),
+	s.renderMessage(c, http.StatusOK, &pageView{Title: "验证成功", Icon: "success", Binding: bindingViewOf(b),
 		Paragraphs: []string{"你已完成关注身份验证,可以返回企业微信或微信开始使用了。"}})
 }

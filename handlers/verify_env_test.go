@@ -81,7 +81,7 @@ func (e *env) smsSent(mobile string) int {
 }
 
 // smsCode returns the last code the SMS provider "sent" to mobile, checking its purpose.
-func (e *env) smsCode(mobile, purpose string) string {
+func (e *env) smsCode(mobile string, purpose app.Purpose) string {
 	e.t.Helper()
 	code, ok := e.sms.Last(mobile)
 	if !ok {

@@ -70,14 +70,14 @@ func (h *HTTP) String() string { return "sms.HTTP(" + h.safe + ")" }
 func (h *HTTP) LogValue() slog.Value { return slog.StringValue(h.String()) }
 
 type gatewayRequest struct {
-	Mobile  string `json:"mobile"`
-	Code    string `json:"code"`
-	Purpose string `json:"purpose"`
-	Message string `json:"message"`
+	Mobile  string      `json:"mobile"`
+	Code    string      `json:"code"`
+	Purpose app.Purpose `json:"purpose"`
+	Message string      `json:"message"`
 }
 
 // Send posts one code. A transport failure, a timeout or a non-2xx answer is app.EUNAVAILABLE.
-func (h *HTTP) Send(ctx context.Context, mobile, code, purpose, message string) error {
+func (h *HTTP) Send(ctx context.Context, mobile, code string, purpose app.Purpose, message string) error {
 	if err := checkPurpose(purpose); err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func NewLog(log *slog.Logger) *Log {
 }
 
 // Send logs the code and remembers it as the last code of mobile.
-func (l *Log) Send(ctx context.Context, mobile, code, purpose, message string) error {
+func (l *Log) Send(ctx context.Context, mobile, code string, purpose app.Purpose, message string) error {
 	if err := checkPurpose(purpose); err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func (l *Log) Send(ctx context.Context, mobile, code, purpose, message string) e
 	}
 	l.last[mobile] = code
 	l.mu.Unlock()
-	l.log.InfoContext(ctx, "SMS code (sms.provider=log: not sent)", "mobile", app.MaskMobile(mobile), "purpose", purpose, "code", code)
+	l.log.InfoContext(ctx, "SMS code (sms.provider=log: not sent)", "mobile", app.MaskMobile(mobile), "purpose", string(purpose), "code", code)
 	return nil
 }
 

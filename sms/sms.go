@@ -26,15 +26,14 @@ const msgFailed = "短信发送失败,请稍后再试。"
 
 // Purposes of a code (CONTRACT §4): app's, repeated here for the providers' callers.
 const (
-	PurposeVerify  = app.PurposeVerify
-	PurposeUnbind  = app.PurposeUnbind
-	PurposeMigrate = app.PurposeMigrate
+	PurposeVerify = app.PurposeVerify
+	PurposeUnbind = app.PurposeUnbind
+	PurposeRebind = app.PurposeRebind
 )
 
 // checkPurpose refuses a purpose outside CONTRACT §4 (a caller's bug, not a member's mistake).
-func checkPurpose(purpose string) error {
-	switch purpose {
-	case PurposeVerify, PurposeUnbind, PurposeMigrate:
+func checkPurpose(purpose app.Purpose) error {
+	if purpose.Valid() {
 		return nil
 	}
 	return fmt.Errorf("sms: unknown purpose %q (want verify, unbind or migrate)", purpose)

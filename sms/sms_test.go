@@ -178,7 +178,7 @@ func TestHTTP(t *testing.T) {
 		}
 		h.Timeout = 100 * time.Millisecond
 		start := time.Now()
-		err = h.Send(ctx, mobile, code, sms.PurposeMigrate, message)
+		err = h.Send(ctx, mobile, code, sms.PurposeRebind, message)
 		wantCode(t, err, app.EUNAVAILABLE)
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("Send took %s, want about the 100ms timeout", d)

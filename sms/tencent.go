@@ -128,7 +128,7 @@ func (t *TencentCloud) String() string { return "sms.TencentCloud(" + t.appID + 
 //
 // The SDK version served here (v1.0.162) takes no context, so the call runs in a goroutine that
 // the SDK's own timeout bounds; Send returns when ctx ends even if that goroutine is still waiting.
-func (t *TencentCloud) Send(ctx context.Context, mobile, code, purpose, message string) error {
+func (t *TencentCloud) Send(ctx context.Context, mobile, code string, purpose app.Purpose, message string) error {
 	if err := checkPurpose(purpose); err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (t *TencentCloud) Send(ctx context.Context, mobile, code, purpose, message 
 	req.SignName = ptr(t.sign)
 	req.TemplateId = ptr(t.template)
 	req.TemplateParamSet = []*string{ptr(code), ptr(t.minutes)}
-	req.SessionContext = ptr(purpose)
+	req.SessionContext = ptr(string(purpose))
 
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()

@@ -40,7 +40,7 @@ type bindingRow struct {
 	Department int64     `gorm:"not null"`
 	Status     string    `gorm:"size:16;not null;index:idx_bindings_status"`
 	Reason     string    `gorm:"size:255;not null"`
-	MigratedTo int64     `gorm:"not null"`
+	ReboundTo  int64     `gorm:"column:migrated_to;not null"`
 	CreatedAt  time.Time `gorm:"not null"`
 	UpdatedAt  time.Time `gorm:"not null;index:idx_bindings_updated_at"`
 	LiveNumber *string   `gorm:"size:64;uniqueIndex:uniq_bindings_live_number"`
@@ -61,7 +61,7 @@ func (r *bindingRow) fromApp(b *app.Binding) {
 		Department: b.Department,
 		Status:     string(b.Status),
 		Reason:     b.Reason,
-		MigratedTo: b.MigratedTo,
+		ReboundTo:  b.ReboundTo,
 		CreatedAt:  ts(b.CreatedAt),
 		UpdatedAt:  ts(b.UpdatedAt),
 	}
@@ -79,7 +79,7 @@ func (r *bindingRow) toApp() *app.Binding {
 		Department: r.Department,
 		Status:     app.Status(r.Status),
 		Reason:     r.Reason,
-		MigratedTo: r.MigratedTo,
+		ReboundTo:  r.ReboundTo,
 		CreatedAt:  r.CreatedAt,
 		UpdatedAt:  r.UpdatedAt,
 	}
@@ -182,7 +182,7 @@ func applyBindingUpdate(r *bindingRow, upd app.BindingUpdate) map[string]any {
 	setColumn(cols, "name", &r.Name, upd.Name)
 	setColumn(cols, "department", &r.Department, upd.Department)
 	setColumn(cols, "reason", &r.Reason, upd.Reason)
-	setColumn(cols, "migrated_to", &r.MigratedTo, upd.MigratedTo)
+	setColumn(cols, "migrated_to", &r.ReboundTo, upd.ReboundTo)
 	r.setLiveKeys()
 	cols["live_number"], cols["live_userid"], cols["live_mobile"] = r.LiveNumber, r.LiveUserID, r.LiveMobile
 	return cols

@@ -84,7 +84,7 @@ func TestLiveUniqueness(t *testing.T) {
 		if _, err := db.UpdateBinding(ctx, released.ID, app.BindingUpdate{Status: app.Ptr(app.StatusUnbound)}, app.Event{Kind: app.EventUnbound}); err != nil {
 			t.Fatal(err)
 		}
-		mustCreate(t, db, &app.Binding{Number: "300", UserID: "carol", Mobile: "13800000300", Status: app.StatusMigrated})
+		mustCreate(t, db, &app.Binding{Number: "300", UserID: "carol", Mobile: "13800000300", Status: app.StatusRebound})
 
 		for _, tc := range []struct {
 			name string
@@ -96,9 +96,9 @@ func TestLiveUniqueness(t *testing.T) {
 			{"SameUserIDOtherCase", app.Binding{Number: "x3", UserID: "aLICE", Mobile: "3", Status: app.StatusActive}, app.ECONFLICT},
 			{"SameMobile", app.Binding{Number: "x4", UserID: "x4", Mobile: "13800000100", Status: app.StatusPending}, app.ECONFLICT},
 			{"UnboundSameKeys", app.Binding{Number: "100", UserID: "alice", Mobile: "13800000100", Status: app.StatusUnbound}, ""},
-			{"MigratedSameKeys", app.Binding{Number: "100", UserID: "alice", Mobile: "13800000100", Status: app.StatusMigrated}, ""},
+			{"ReboundSameKeys", app.Binding{Number: "100", UserID: "alice", Mobile: "13800000100", Status: app.StatusRebound}, ""},
 			{"ReleasedKeysFree", app.Binding{Number: "200", UserID: "BOB", Mobile: "13800000200", Status: app.StatusPending}, ""},
-			{"MigratedKeysFree", app.Binding{Number: "300", UserID: "carol", Mobile: "13800000300", Status: app.StatusActive}, ""},
+			{"ReboundKeysFree", app.Binding{Number: "300", UserID: "carol", Mobile: "13800000300", Status: app.StatusActive}, ""},
 			{"EmptyUserIDAndMobile", app.Binding{Number: "x5", Status: app.StatusPending}, ""},
 			{"EmptyUserIDAndMobileAgain", app.Binding{Number: "x6", Status: app.StatusPending}, ""},
 		} {
@@ -225,9 +225,9 @@ func TestUpdateBinding(t *testing.T) {
 			// Re-activating the old row would give the number two live bindings.
 			_, err = db.UpdateBinding(ctx, b.ID, app.BindingUpdate{Status: app.Ptr(app.StatusActive)}, app.Event{Kind: app.EventRepaired})
 			wantCode(t, err, app.ECONFLICT)
-			// Migrate the new one away, and the old one may come back.
-			if _, err := db.UpdateBinding(ctx, nb.ID, app.BindingUpdate{Status: app.Ptr(app.StatusMigrated), MigratedTo: app.Ptr(b.ID)},
-				app.Event{Kind: app.EventMigrated}); err != nil {
+			// Rebind the new one away, and the old one may come back.
+			if _, err := db.UpdateBinding(ctx, nb.ID, app.BindingUpdate{Status: app.Ptr(app.StatusRebound), ReboundTo: app.Ptr(b.ID)},
+				app.Event{Kind: app.EventRebound}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := db.UpdateBinding(ctx, b.ID, app.BindingUpdate{Status: app.Ptr(app.StatusActive)}, app.Event{Kind: app.EventRepaired}); err != nil {
@@ -283,7 +283,7 @@ func TestFindLatestBinding(t *testing.T) {
 		clk.Add(time.Second)
 		h1 := mustCreate(t, db, &app.Binding{Number: "h", UserID: "uh1", Mobile: "mh1", Status: app.StatusUnbound})
 		clk.Add(time.Second)
-		h2 := mustCreate(t, db, &app.Binding{Number: "nh2", UserID: "H", Mobile: "mh2", Status: app.StatusMigrated})
+		h2 := mustCreate(t, db, &app.Binding{Number: "nh2", UserID: "H", Mobile: "mh2", Status: app.StatusRebound})
 		clk.Add(time.Second)
 		h3 := mustCreate(t, db, &app.Binding{Number: "nh3", UserID: "uh3", Mobile: "h", Status: app.StatusUnbound})
 
@@ -325,7 +325,7 @@ func TestFindBindings(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
 		ctx := context.Background()
 		var ids []int64
-		for i, st := range []app.Status{app.StatusPending, app.StatusActive, app.StatusUnbound, app.StatusActive, app.StatusMigrated} {
+		for i, st := range []app.Status{app.StatusPending, app.StatusActive, app.StatusUnbound, app.StatusActive, app.StatusRebound} {
 			b := mustCreate(t, db, &app.Binding{Number: fmt.Sprint("L", i), Status: st})
 			ids = append(ids, b.ID)
 		}

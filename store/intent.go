@@ -15,55 +15,55 @@ const msgIntentNotFound = "未找到办理记录"
 // while the intent is open and NULL once it is done; its UNIQUE index lets the database allow at
 // most one open intent per number (the same trick as bindings.live_*).
 type intentRow struct {
-	ID          int64     `gorm:"primaryKey"`
-	Op          string    `gorm:"size:16;not null"`
-	Number      string    `gorm:"size:64;not null;index:idx_intents_number"`
-	UserID      string    `gorm:"column:userid;size:64;not null"`
-	Mobile      string    `gorm:"size:32;not null"`
-	Name        string    `gorm:"size:128;not null"`
-	Type        string    `gorm:"size:32;not null"`
-	Department  int64     `gorm:"not null"`
-	MigrateFrom int64     `gorm:"not null"`
-	Result      string    `gorm:"size:64;not null"`
-	CreatedAt   time.Time `gorm:"not null;index:idx_intents_created_at"`
-	DoneAt      *time.Time
-	OpenNumber  *string `gorm:"size:64;uniqueIndex:uniq_intents_open_number"`
+	ID         int64     `gorm:"primaryKey"`
+	Op         string    `gorm:"size:16;not null"`
+	Number     string    `gorm:"size:64;not null;index:idx_intents_number"`
+	UserID     string    `gorm:"column:userid;size:64;not null"`
+	Mobile     string    `gorm:"size:32;not null"`
+	Name       string    `gorm:"size:128;not null"`
+	Type       string    `gorm:"size:32;not null"`
+	Department int64     `gorm:"not null"`
+	RebindFrom int64     `gorm:"column:migrate_from;not null"`
+	Result     string    `gorm:"size:64;not null"`
+	CreatedAt  time.Time `gorm:"not null;index:idx_intents_created_at"`
+	DoneAt     *time.Time
+	OpenNumber *string `gorm:"size:64;uniqueIndex:uniq_intents_open_number"`
 }
 
 func (intentRow) TableName() string { return "intents" }
 
 func (r *intentRow) fromApp(in *app.Intent) {
 	*r = intentRow{
-		ID:          in.ID,
-		Op:          in.Op,
-		Number:      in.Number,
-		UserID:      in.UserID,
-		Mobile:      in.Mobile,
-		Name:        in.Name,
-		Type:        in.Type,
-		Department:  in.Department,
-		MigrateFrom: in.MigrateFrom,
-		Result:      in.Result,
-		CreatedAt:   ts(in.CreatedAt),
-		DoneAt:      tsPtr(in.DoneAt),
+		ID:         in.ID,
+		Op:         string(in.Op),
+		Number:     in.Number,
+		UserID:     in.UserID,
+		Mobile:     in.Mobile,
+		Name:       in.Name,
+		Type:       in.Type,
+		Department: in.Department,
+		RebindFrom: in.RebindFrom,
+		Result:     in.Result,
+		CreatedAt:  ts(in.CreatedAt),
+		DoneAt:     tsPtr(in.DoneAt),
 	}
 	r.OpenNumber = liveKey(r.DoneAt == nil, r.Number)
 }
 
 func (r *intentRow) toApp() *app.Intent {
 	return &app.Intent{
-		ID:          r.ID,
-		Op:          r.Op,
-		Number:      r.Number,
-		UserID:      r.UserID,
-		Mobile:      r.Mobile,
-		Name:        r.Name,
-		Type:        r.Type,
-		Department:  r.Department,
-		MigrateFrom: r.MigrateFrom,
-		Result:      r.Result,
-		CreatedAt:   r.CreatedAt,
-		DoneAt:      r.DoneAt,
+		ID:         r.ID,
+		Op:         app.IntentOp(r.Op),
+		Number:     r.Number,
+		UserID:     r.UserID,
+		Mobile:     r.Mobile,
+		Name:       r.Name,
+		Type:       r.Type,
+		Department: r.Department,
+		RebindFrom: r.RebindFrom,
+		Result:     r.Result,
+		CreatedAt:  r.CreatedAt,
+		DoneAt:     r.DoneAt,
 	}
 }
 

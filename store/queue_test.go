@@ -178,9 +178,9 @@ func TestClaimMessagesConcurrent(t *testing.T) {
 func TestSMSCodes(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB, clk *clock) {
 		ctx := context.Background()
-		create := func(mobile, purpose, ip string) *app.SMSCode {
+		create := func(mobile string, purpose app.Purpose, ip string) *app.SMSCode {
 			t.Helper()
-			c := &app.SMSCode{Mobile: mobile, Purpose: purpose, Hash: "h-" + mobile + purpose, IP: ip, ExpiresAt: clk.Now().Add(5 * time.Minute)}
+			c := &app.SMSCode{Mobile: mobile, Purpose: purpose, Hash: "h-" + mobile + string(purpose), IP: ip, ExpiresAt: clk.Now().Add(5 * time.Minute)}
 			if err := db.CreateSMSCode(ctx, c); err != nil {
 				t.Fatal(err)
 			}
@@ -281,7 +281,7 @@ func TestIntents(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB, clk *clock) {
 		ctx := context.Background()
 		create := func(number string) (*app.Intent, error) {
-			in := &app.Intent{Op: "create", Number: number, UserID: "u" + number, Mobile: "138", Name: "王五", Type: "staff", Department: 3, MigrateFrom: 7}
+			in := &app.Intent{Op: app.OpBind, Number: number, UserID: "u" + number, Mobile: "138", Name: "王五", Type: "staff", Department: 3, RebindFrom: 7}
 			err := db.CreateIntent(ctx, in)
 			clk.Add(time.Second)
 			return in, err
@@ -344,7 +344,7 @@ func TestIntents(t *testing.T) {
 func TestIntentsConcurrent(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
 		wantOneWinner(t, runConcurrently(20, func(int) error {
-			return db.CreateIntent(context.Background(), &app.Intent{Op: "create", Number: "same"})
+			return db.CreateIntent(context.Background(), &app.Intent{Op: app.OpBind, Number: "same"})
 		}))
 	})
 }

@@ -30,7 +30,7 @@ func (r *smsCodeRow) fromApp(c *app.SMSCode) {
 	*r = smsCodeRow{
 		ID:        c.ID,
 		Mobile:    c.Mobile,
-		Purpose:   c.Purpose,
+		Purpose:   string(c.Purpose),
 		Hash:      c.Hash,
 		IP:        c.IP,
 		Attempts:  c.Attempts,
@@ -44,7 +44,7 @@ func (r *smsCodeRow) toApp() *app.SMSCode {
 	return &app.SMSCode{
 		ID:        r.ID,
 		Mobile:    r.Mobile,
-		Purpose:   r.Purpose,
+		Purpose:   app.Purpose(r.Purpose),
 		Hash:      r.Hash,
 		IP:        r.IP,
 		Attempts:  r.Attempts,
@@ -70,11 +70,11 @@ func (db *DB) CreateSMSCode(ctx context.Context, c *app.SMSCode) error {
 }
 
 // LatestSMSCode returns the newest code for mobile and purpose, or ENOTFOUND.
-func (db *DB) LatestSMSCode(ctx context.Context, mobile, purpose string) (*app.SMSCode, error) {
+func (db *DB) LatestSMSCode(ctx context.Context, mobile string, purpose app.Purpose) (*app.SMSCode, error) {
 	var row smsCodeRow
 	q := db.gdb.WithContext(ctx).Where("mobile = ?", mobile)
 	if purpose != "" {
-		q = q.Where("purpose = ?", purpose)
+		q = q.Where("purpose = ?", string(purpose))
 	}
 	err := q.Order("created_at DESC, id DESC").Limit(1).Take(&row).Error
 	if err != nil {

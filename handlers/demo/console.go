@@ -27,10 +27,10 @@ const (
 )
 
 var bindingStatusText = map[app.Status]string{
-	app.StatusPending:  "待加入",
-	app.StatusActive:   "已绑定",
-	app.StatusUnbound:  "已解除",
-	app.StatusMigrated: "已换绑",
+	app.StatusPending: "待加入",
+	app.StatusActive:  "已绑定",
+	app.StatusUnbound: "已解除",
+	app.StatusRebound: "已换绑",
 }
 
 var memberStatusText = map[int]string{
@@ -40,10 +40,10 @@ var memberStatusText = map[int]string{
 	5: "已退出",
 }
 
-var purposeText = map[string]string{
-	app.PurposeVerify:  "关注身份验证",
-	app.PurposeUnbind:  "解除绑定",
-	app.PurposeMigrate: "换绑",
+var purposeText = map[app.Purpose]string{
+	app.PurposeVerify: "关注身份验证",
+	app.PurposeUnbind: "解除绑定",
+	app.PurposeRebind: "换绑",
 }
 
 // identityRow is one test identity on the console.
@@ -157,7 +157,7 @@ func (c *Console) consoleView(r *http.Request) *consoleView {
 	v.Menu = c.menuItems()
 	for _, s := range c.cfg.SMS.Sends() {
 		code, _ := c.cfg.SMS.Last(s.Mobile)
-		v.SMS = append(v.SMS, smsRow{Mobile: app.MaskMobile(s.Mobile), Purpose: cmp.Or(purposeText[s.Purpose], s.Purpose), Code: code, At: clock(s.At)})
+		v.SMS = append(v.SMS, smsRow{Mobile: app.MaskMobile(s.Mobile), Purpose: cmp.Or(purposeText[s.Purpose], string(s.Purpose)), Code: code, At: clock(s.At)})
 	}
 	c.addBindings(ctx, v)
 	msgs := c.cfg.WeCom.Messages()
@@ -202,7 +202,7 @@ func (c *Console) addBindings(ctx context.Context, v *consoleView) {
 	for _, b := range bs {
 		v.Bindings = append(v.Bindings, bindingRow{ID: b.ID, Number: b.Number, UserID: b.UserID, Name: app.MaskName(b.Name),
 			Mobile: app.MaskMobile(b.Mobile), Status: bindingStatusText[b.Status], Tone: string(b.Status), Updated: clock(b.UpdatedAt)})
-		evs, err := c.cfg.Service.Store.FindEvents(ctx, b.ID)
+		evs, err := c.cfg.Service.Events(ctx, b.ID)
 		if err != nil {
 			c.log.Error("demo: list events", "binding", b.ID, "err", err)
 			continue

@@ -16,7 +16,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -129,9 +128,6 @@ func New(cfg Config) (*Console, error) {
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("demo: Config.%s is required", strings.Join(missing, ", Config."))
-	}
-	if cfg.Service.Identity == nil {
-		return nil, errors.New("demo: Config.Service has no identity policy")
 	}
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || u.Scheme == "" || u.Host == "" {
@@ -368,7 +364,7 @@ func (c *Console) identity(number string) (Identity, bool) {
 // userIDOf returns the WeCom userid the service gives id and the identity rule that admits it,
 // or the identity rules' refusal.
 func (c *Console) userIDOf(id Identity) (string, *app.IdentityRule, error) {
-	rule, userID, err := c.cfg.Service.Identity.Match(app.CASIdentity{Number: id.Number, Name: id.Name, Type: id.Type})
+	rule, userID, err := c.cfg.Service.Admit(app.CASIdentity{Number: id.Number, Name: id.Name, Type: id.Type})
 	if err != nil {
 		return "", nil, err
 	}

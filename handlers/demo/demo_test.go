@@ -125,7 +125,7 @@ type memorySMS struct {
 	last map[string]string
 }
 
-func (m *memorySMS) Send(_ context.Context, mobile, code, _, _ string) error {
+func (m *memorySMS) Send(_ context.Context, mobile, code string, _ app.Purpose, _ string) error {
 	if m.fail {
 		return errors.New("gateway down")
 	}
@@ -301,10 +301,13 @@ func TestSMSRecorder(t *testing.T) {
 	mem := &memorySMS{}
 	r := NewSMSRecorder(mem)
 	ctx := context.Background()
-	for _, s := range []struct{ mobile, code, purpose string }{
+	for _, s := range []struct {
+		mobile, code string
+		purpose      app.Purpose
+	}{
 		{"13800000001", "111111", app.PurposeVerify},
 		{"13800000002", "222222", app.PurposeUnbind},
-		{"13800000001", "333333", app.PurposeMigrate},
+		{"13800000001", "333333", app.PurposeRebind},
 	} {
 		if err := r.Send(ctx, s.mobile, s.code, s.purpose, "msg"); err != nil {
 			t.Fatal(err)
@@ -315,7 +318,7 @@ func TestSMSRecorder(t *testing.T) {
 		t.Fatal("a failed send reported success")
 	}
 	got := r.Sends()
-	if len(got) != 2 || got[0].Mobile != "13800000001" || got[0].Purpose != app.PurposeMigrate || got[1].Mobile != "13800000002" {
+	if len(got) != 2 || got[0].Mobile != "13800000001" || got[0].Purpose != app.PurposeRebind || got[1].Mobile != "13800000002" {
 		t.Fatalf("sends = %+v", got)
 	}
 	if code, ok := r.Last("13800000001"); !ok || code != "333333" {

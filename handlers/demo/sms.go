@@ -31,7 +31,7 @@ type SMSRecorder struct {
 // Send is one code sent through an SMSRecorder; the code itself stays in the provider.
 type Send struct {
 	Mobile  string
-	Purpose string
+	Purpose app.Purpose
 	At      time.Time
 }
 
@@ -41,7 +41,7 @@ var _ CodeLog = (*SMSRecorder)(nil)
 func NewSMSRecorder(next CodeLog) *SMSRecorder { return &SMSRecorder{next: next} }
 
 // Send passes the code on to the provider and records the send when it succeeded.
-func (r *SMSRecorder) Send(ctx context.Context, mobile, code, purpose, message string) error {
+func (r *SMSRecorder) Send(ctx context.Context, mobile, code string, purpose app.Purpose, message string) error {
 	if err := r.next.Send(ctx, mobile, code, purpose, message); err != nil {
 		return err
 	}

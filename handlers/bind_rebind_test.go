@@ -13,16 +13,16 @@ import (
 )
 
 const (
-	oldNumber = "2019000001" // 张三's 预科 number, bound with migMobile
-	newNumber = "2023000001" // 张三's 本科 number
-	migMobile = "13800001234"
+	oldNumber  = "2019000001" // 张三's 预科 number, bound with heldMobile
+	newNumber  = "2023000001" // 张三's 本科 number
+	heldMobile = "13800001234"
 )
 
-// startMigration seeds 张三's earlier binding, logs 张三 in with the new number, submits the held
+// startRebind seeds 张三's earlier binding, logs 张三 in with the new number, submits the held
 // mobile (409 with the 换绑 offer) and asks for the code. It returns the browser on the code page.
-func startMigration(t *testing.T, e *env) (*member, *app.Binding) {
+func startRebind(t *testing.T, e *env) (*member, *app.Binding) {
 	t.Helper()
-	old := e.seedBinding(oldNumber, "张三", migMobile, app.StatusActive)
+	old := e.seedBinding(oldNumber, "张三", heldMobile, app.StatusActive)
 	m := e.person(newNumber, "张三", "student")
 	r := m.submitMobile("+86 138-0000-1234")
 	mustStatus(t, "held by own earlier binding", r, http.StatusConflict)
@@ -30,14 +30,14 @@ func startMigration(t *testing.T, e *env) (*member, *app.Binding) {
 		t.Fatalf("409 page without the 换绑 form\n%s", r.body)
 	}
 	mustContain(t, "换绑 offer", r.page(), "138****1234", "20******01", "换绑")
-	mustNotContain(t, "换绑 offer", r.page(), migMobile, oldNumber)
+	mustNotContain(t, "换绑 offer", r.page(), heldMobile, oldNumber)
 	r = m.post("/bind/migrate/code", nil)
 	mustStatus(t, "/bind/migrate/code", r, http.StatusOK)
 	if !hasForm(r.page(), "/bind/migrate", "sms_code") {
 		t.Fatalf("code page without the code form\n%s", r.body)
 	}
 	mustContain(t, "code page", r.page(), "138****1234")
-	mustNotContain(t, "code page", r.page(), migMobile)
+	mustNotContain(t, "code page", r.page(), heldMobile)
 	return m, old
 }
 
@@ -59,22 +59,22 @@ func otherCode(code string) string {
 	return "000000"
 }
 
-// checkMigrated asserts the end state of a completed 换绑 of old.
-func checkMigrated(t *testing.T, e *env, old *app.Binding) *app.Binding {
+// checkRebound asserts the end state of a completed 换绑 of old.
+func checkRebound(t *testing.T, e *env, old *app.Binding) *app.Binding {
 	t.Helper()
 	if _, ok := e.sim.Member(oldNumber); ok {
 		t.Fatal("the old member still exists in WeCom")
 	}
 	mem, ok := e.sim.Member(newNumber)
-	if !ok || mem.Mobile != migMobile || mem.Name != "张三" || len(mem.Department) != 1 || mem.Department[0] != 2 || mem.Status != 4 {
+	if !ok || mem.Mobile != heldMobile || mem.Name != "张三" || len(mem.Department) != 1 || mem.Department[0] != 2 || mem.Status != 4 {
 		t.Fatalf("new member: %+v %v", mem, ok)
 	}
 	nb := e.liveBinding(newNumber)
-	if nb == nil || nb.Status != app.StatusPending || nb.Mobile != migMobile || nb.UserID != newNumber {
+	if nb == nil || nb.Status != app.StatusPending || nb.Mobile != heldMobile || nb.UserID != newNumber {
 		t.Fatalf("new binding: %+v", nb)
 	}
 	ob := e.binding(old.ID)
-	if ob.Status != app.StatusMigrated || ob.MigratedTo != nb.ID || !strings.Contains(ob.Reason, newNumber) {
+	if ob.Status != app.StatusRebound || ob.ReboundTo != nb.ID || !strings.Contains(ob.Reason, newNumber) {
 		t.Fatalf("old binding: %+v (new id %d)", ob, nb.ID)
 	}
 	// The audit trail of either binding names both numbers.
@@ -86,15 +86,15 @@ func checkMigrated(t *testing.T, e *env, old *app.Binding) *app.Binding {
 		var all strings.Builder
 		for _, ev := range evs {
 			all.WriteString(ev.Kind + " " + ev.Detail + "\n")
-			if strings.Contains(ev.Detail, migMobile) {
+			if strings.Contains(ev.Detail, heldMobile) {
 				t.Fatalf("an event shows the full mobile: %q", ev.Detail)
 			}
 		}
 		if !strings.Contains(all.String(), oldNumber) || !strings.Contains(all.String(), newNumber) {
 			t.Fatalf("events of binding %d do not name both numbers:\n%s", id, all.String())
 		}
-		if id == old.ID && !strings.Contains(all.String(), app.EventMigrated) {
-			t.Fatalf("no %s event:\n%s", app.EventMigrated, all.String())
+		if id == old.ID && !strings.Contains(all.String(), app.EventRebound) {
+			t.Fatalf("no %s event:\n%s", app.EventRebound, all.String())
 		}
 	}
 	if got := e.tally(); got.LiveBindings != 1 || got.OpenIntents != 0 {
@@ -103,17 +103,17 @@ func checkMigrated(t *testing.T, e *env, old *app.Binding) *app.Binding {
 	return nb
 }
 
-func TestMigrate(t *testing.T) {
+func TestRebind(t *testing.T) {
 	storeKinds(t, func(t *testing.T, opts ...envOption) {
 		e := newEnv(t, append(opts, withLocalBaseURL())...)
-		m, old := startMigration(t, e)
-		code := e.lastSMSCode(migMobile)
+		m, old := startRebind(t, e)
+		code := e.lastSMSCode(heldMobile)
 		token := hiddenValue(m.last.page(), "csrf_token")
 
 		r := m.post("/bind/migrate", url.Values{"sms_code": {code}})
 		mustStatus(t, "/bind/migrate", r, http.StatusOK)
 		mustContain(t, "follow page", r.page(), "换绑成功", newNumber, "138****1234")
-		checkMigrated(t, e, old)
+		checkRebound(t, e, old)
 		if d, c := e.sim.CallCount("user/delete"), e.sim.CallCount("user/create"); d != 1 || c != 1 {
 			t.Fatalf("user/delete %d, user/create %d", d, c)
 		}
@@ -129,11 +129,11 @@ func TestMigrate(t *testing.T) {
 	})
 }
 
-func TestMigrateWrongCode(t *testing.T) {
+func TestRebindWrongCode(t *testing.T) {
 	storeKinds(t, func(t *testing.T, opts ...envOption) {
 		e := newEnv(t, append(opts, withLocalBaseURL())...)
-		m, old := startMigration(t, e)
-		code := e.lastSMSCode(migMobile)
+		m, old := startRebind(t, e)
+		code := e.lastSMSCode(heldMobile)
 
 		for _, bad := range []string{otherCode(code), "", "12345", "abcdef"} {
 			r := m.post("/bind/migrate", url.Values{"sms_code": {bad}})
@@ -152,14 +152,14 @@ func TestMigrateWrongCode(t *testing.T) {
 		// Two wrong guesses ("000000", "abcdef") were counted; the right code still works.
 		r := m.post("/bind/migrate", url.Values{"sms_code": {" " + code + " "}})
 		mustStatus(t, "right code", r, http.StatusOK)
-		checkMigrated(t, e, old)
+		checkRebound(t, e, old)
 	})
 }
 
-func TestMigrateTooManyWrongCodes(t *testing.T) {
+func TestRebindTooManyWrongCodes(t *testing.T) {
 	e := newEnv(t, withLocalBaseURL())
-	m, old := startMigration(t, e)
-	code := e.lastSMSCode(migMobile)
+	m, old := startRebind(t, e)
+	code := e.lastSMSCode(heldMobile)
 	for i := 0; i < 5; i++ {
 		mustStatus(t, "wrong code", m.post("/bind/migrate", url.Values{"sms_code": {otherCode(code)}}), http.StatusBadRequest)
 	}
@@ -171,12 +171,12 @@ func TestMigrateTooManyWrongCodes(t *testing.T) {
 	}
 }
 
-func TestMigrateExpiredCode(t *testing.T) {
+func TestRebindExpiredCode(t *testing.T) {
 	storeKinds(t, func(t *testing.T, opts ...envOption) {
 		e := newEnv(t, append(opts, withLocalBaseURL())...)
 		clock := e.useClock()
-		m, old := startMigration(t, e)
-		code := e.lastSMSCode(migMobile)
+		m, old := startRebind(t, e)
+		code := e.lastSMSCode(heldMobile)
 		clock.Advance(5*time.Minute + time.Second)
 
 		r := m.post("/bind/migrate", url.Values{"sms_code": {code}})
@@ -191,16 +191,16 @@ func TestMigrateExpiredCode(t *testing.T) {
 
 		// A new code (the cooldown is over) completes it.
 		mustStatus(t, "new code", m.post("/bind/migrate/code", nil), http.StatusOK)
-		fresh := e.lastSMSCode(migMobile)
+		fresh := e.lastSMSCode(heldMobile)
 		mustStatus(t, "fresh code", m.post("/bind/migrate", url.Values{"sms_code": {fresh}}), http.StatusOK)
-		checkMigrated(t, e, old)
+		checkRebound(t, e, old)
 	})
 }
 
-func TestMigrateCodeCooldown(t *testing.T) {
+func TestRebindCodeCooldown(t *testing.T) {
 	e := newEnv(t, withLocalBaseURL())
-	m, _ := startMigration(t, e)
-	first := e.lastSMSCode(migMobile)
+	m, _ := startRebind(t, e)
+	first := e.lastSMSCode(heldMobile)
 	// Asking again at once is refused politely on the same page, and sends nothing.
 	r := m.post("/bind/migrate/code", nil)
 	mustStatus(t, "resend within cooldown", r, http.StatusOK)
@@ -208,16 +208,16 @@ func TestMigrateCodeCooldown(t *testing.T) {
 	if !hasForm(r.page(), "/bind/migrate", "sms_code") {
 		t.Fatal("the code form must stay")
 	}
-	if got := e.lastSMSCode(migMobile); got != first || e.tally().SMSCodes != 1 {
+	if got := e.lastSMSCode(heldMobile); got != first || e.tally().SMSCodes != 1 {
 		t.Fatal("a second code was sent within the cooldown")
 	}
 }
 
-func TestMigrateCreateFailsAfterDelete(t *testing.T) {
+func TestRebindCreateFailsAfterDelete(t *testing.T) {
 	storeKinds(t, func(t *testing.T, opts ...envOption) {
 		e := newEnv(t, append(opts, withLocalBaseURL())...)
-		m, old := startMigration(t, e)
-		code := e.lastSMSCode(migMobile)
+		m, old := startRebind(t, e)
+		code := e.lastSMSCode(heldMobile)
 		e.sim.Inject("user/create", 1, wecomtest.Fault{ErrCode: -1})
 
 		r := m.post("/bind/migrate", url.Values{"sms_code": {code}})
@@ -233,7 +233,7 @@ func TestMigrateCreateFailsAfterDelete(t *testing.T) {
 		if _, ok := e.sim.Member(oldNumber); ok {
 			t.Fatal("old member not deleted")
 		}
-		if b := e.binding(old.ID); b.Status != app.StatusMigrated {
+		if b := e.binding(old.ID); b.Status != app.StatusRebound {
 			t.Fatalf("old binding: %+v", b)
 		}
 		if e.liveBinding(newNumber) != nil || e.tally().OpenIntents != 1 {
@@ -244,7 +244,7 @@ func TestMigrateCreateFailsAfterDelete(t *testing.T) {
 		r = m.post("/bind/migrate", nil)
 		mustStatus(t, "retry", r, http.StatusOK)
 		mustContain(t, "retry", r.page(), "换绑成功")
-		checkMigrated(t, e, old)
+		checkRebound(t, e, old)
 		if d, c := e.sim.CallCount("user/delete"), e.sim.CallCount("user/create"); d != 1 || c != 2 {
 			t.Fatalf("user/delete %d, user/create %d", d, c)
 		}
@@ -254,11 +254,11 @@ func TestMigrateCreateFailsAfterDelete(t *testing.T) {
 	})
 }
 
-func TestMigrateDeleteFails(t *testing.T) {
+func TestRebindDeleteFails(t *testing.T) {
 	storeKinds(t, func(t *testing.T, opts ...envOption) {
 		e := newEnv(t, append(opts, withLocalBaseURL())...)
-		m, old := startMigration(t, e)
-		code := e.lastSMSCode(migMobile)
+		m, old := startRebind(t, e)
+		code := e.lastSMSCode(heldMobile)
 		e.sim.Inject("user/delete", 1, wecomtest.Fault{ErrCode: 45009})
 
 		r := m.post("/bind/migrate", url.Values{"sms_code": {code}})
@@ -278,17 +278,17 @@ func TestMigrateDeleteFails(t *testing.T) {
 		}
 		r = m.post("/bind/migrate", nil)
 		mustStatus(t, "retry", r, http.StatusOK)
-		checkMigrated(t, e, old)
+		checkRebound(t, e, old)
 	})
 }
 
-func TestMigrateAbandonedIsRepaired(t *testing.T) {
+func TestRebindAbandonedIsRepaired(t *testing.T) {
 	storeKinds(t, func(t *testing.T, opts ...envOption) {
 		e := newEnv(t, append(opts, withLocalBaseURL())...)
 		clock := e.useClock()
-		m, old := startMigration(t, e)
+		m, old := startRebind(t, e)
 		e.sim.Inject("user/create", 1, wecomtest.Fault{ErrCode: -1})
-		mustStatus(t, "create fails", m.post("/bind/migrate", url.Values{"sms_code": {e.lastSMSCode(migMobile)}}), http.StatusServiceUnavailable)
+		mustStatus(t, "create fails", m.post("/bind/migrate", url.Values{"sms_code": {e.lastSMSCode(heldMobile)}}), http.StatusServiceUnavailable)
 
 		// The member walks away. A young intent is left alone (a request may still be running)…
 		if n, err := e.svc.RepairIntents(context.Background()); err != nil || n != 0 {
@@ -299,16 +299,16 @@ func TestMigrateAbandonedIsRepaired(t *testing.T) {
 		if n, err := e.svc.RepairIntents(context.Background()); err != nil || n != 1 {
 			t.Fatalf("repair: %d %v", n, err)
 		}
-		checkMigrated(t, e, old)
+		checkRebound(t, e, old)
 	})
 }
 
-func TestMigrateNotOwnBinding(t *testing.T) {
+func TestRebindNotOwnBinding(t *testing.T) {
 	// The holder has another name: no 换绑 offer, and a forged step is refused.
 	e := newEnv(t, withLocalBaseURL())
-	e.seedBinding(oldNumber, "张叁", migMobile, app.StatusActive)
+	e.seedBinding(oldNumber, "张叁", heldMobile, app.StatusActive)
 	m := e.person(newNumber, "张三", "student")
-	r := m.submitMobile(migMobile)
+	r := m.submitMobile(heldMobile)
 	mustStatus(t, "held by another name", r, http.StatusConflict)
 	if hasForm(r.page(), "/bind/migrate/code", "csrf_token") {
 		t.Fatal("换绑 offered for someone else's binding")
@@ -322,15 +322,15 @@ func TestMigrateNotOwnBinding(t *testing.T) {
 	}
 }
 
-func TestMigrateCodeRecentlySentForAnotherPurpose(t *testing.T) {
+func TestRebindCodeRecentlySentForAnotherPurpose(t *testing.T) {
 	// A verify code went to the mobile a moment ago: the 换绑 offer stays, with the reason.
 	e := newEnv(t, withLocalBaseURL())
-	e.seedBinding(oldNumber, "张三", migMobile, app.StatusActive)
-	if err := e.svc.SendCode(context.Background(), migMobile, app.PurposeVerify, ""); err != nil {
+	e.seedBinding(oldNumber, "张三", heldMobile, app.StatusActive)
+	if err := e.svc.SendCode(context.Background(), heldMobile, app.PurposeVerify, ""); err != nil {
 		t.Fatal(err)
 	}
 	m := e.person(newNumber, "张三", "student")
-	mustStatus(t, "held mobile", m.submitMobile(migMobile), http.StatusConflict)
+	mustStatus(t, "held mobile", m.submitMobile(heldMobile), http.StatusConflict)
 	r := m.post("/bind/migrate/code", nil)
 	mustStatus(t, "code within the cooldown", r, http.StatusTooManyRequests)
 	mustContain(t, "code within the cooldown", r.page(), "过于频繁")
