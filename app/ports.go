@@ -65,8 +65,11 @@ type Store interface {
 	CountSMSCodes(ctx context.Context, mobile string, since time.Time) (int, error)
 	// CountSMSCodesByIP counts codes requested from ip since the given time.
 	CountSMSCodesByIP(ctx context.Context, ip string, since time.Time) (int, error)
-	// AddSMSAttempt atomically counts one wrong attempt and returns the new count.
-	AddSMSAttempt(ctx context.Context, id int64) (int, error)
+	// ClaimSMSAttempt counts one guess before it is compared and returns its number, in one
+	// atomic step conditional on the code being unused, unexpired at now and below maxAttempts
+	// guesses; ECONFLICT when that condition fails, so no more than maxAttempts guesses are ever
+	// evaluated, even when they arrive at the same instant.
+	ClaimSMSAttempt(ctx context.Context, id int64, maxAttempts int, now time.Time) (int, error)
 	// UseSMSCode marks a code used; ECONFLICT if it already was (single use under races).
 	UseSMSCode(ctx context.Context, id int64, at time.Time) error
 
@@ -88,7 +91,7 @@ type SMSCode struct {
 	Purpose   Purpose
 	Hash      string // keyed hash of the code, never the code itself
 	IP        string // requester, for the per-IP limit
-	Attempts  int    // wrong attempts so far
+	Attempts  int    // guesses evaluated so far (right or wrong)
 	ExpiresAt time.Time
 	UsedAt    *time.Time
 	CreatedAt time.Time

@@ -147,8 +147,10 @@ func (l *stripedLock) of(key string) *sync.Mutex {
 	return &l[h.Sum32()%uint32(len(l))]
 }
 
-// CheckCode verifies code for mobile and purpose and consumes it. Wrong, used or exhausted codes
-// are EINVALID; an expired one is EEXPIRED.
+// CheckCode verifies code for mobile and purpose and consumes it. Every guess is counted before
+// it is compared (Store.ClaimSMSAttempt), so at most MaxAttempts guesses are evaluated per code,
+// even when they arrive together; after that even the right code is refused. Wrong, used or
+// exhausted codes are EINVALID; an expired one is EEXPIRED.
 func (s *Service) CheckCode(ctx context.Context, mobile string, purpose Purpose, code string) error {
 	p := s.SMSPolicy.withDefaults()
 	code = strings.TrimSpace(code)
@@ -162,19 +164,22 @@ func (s *Service) CheckCode(ctx context.Context, mobile string, purpose Purpose,
 		return err
 	}
 	now := s.now()
-	switch {
-	case c.UsedAt != nil:
-		return Errorf(EINVALID, "该验证码已失效,请重新获取。")
-	case !now.Before(c.ExpiresAt):
-		return Errorf(EEXPIRED, "验证码已过期(有效期 %d 分钟),请重新获取。", int(p.TTL.Minutes()))
-	case c.Attempts >= p.MaxAttempts:
+	if err := p.usable(c, now); err != nil {
+		return err
+	}
+	n, err := s.Store.ClaimSMSAttempt(ctx, c.ID, p.MaxAttempts, now)
+	if ErrorCode(err) == ECONFLICT {
+		// Used, expired or out of guesses since we read it: say which, from a fresh read.
+		if fresh, ferr := s.Store.LatestSMSCode(ctx, mobile, purpose); ferr == nil && fresh.ID == c.ID {
+			if uerr := p.usable(fresh, now); uerr != nil {
+				return uerr
+			}
+		}
 		return Errorf(EINVALID, "验证码错误次数过多,请重新获取。")
+	} else if err != nil {
+		return err
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Hash), []byte(p.hash(mobile, purpose, code))) != 1 {
-		n, err := s.Store.AddSMSAttempt(ctx, c.ID)
-		if err != nil {
-			return err
-		}
 		if left := p.MaxAttempts - n; left > 0 {
 			return Errorf(EINVALID, "验证码错误,还可尝试 %d 次。", left)
 		}
@@ -185,6 +190,19 @@ func (s *Service) CheckCode(ctx context.Context, mobile string, purpose Purpose,
 			return Errorf(EINVALID, "该验证码已失效,请重新获取。")
 		}
 		return err
+	}
+	return nil
+}
+
+// usable reports why code c can take no more guesses at now, or nil.
+func (p SMSPolicy) usable(c *SMSCode, now time.Time) error {
+	switch {
+	case c.UsedAt != nil:
+		return Errorf(EINVALID, "该验证码已失效,请重新获取。")
+	case !now.Before(c.ExpiresAt):
+		return Errorf(EEXPIRED, "验证码已过期(有效期 %d 分钟),请重新获取。", int(p.TTL.Minutes()))
+	case c.Attempts >= p.MaxAttempts:
+		return Errorf(EINVALID, "验证码错误次数过多,请重新获取。")
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/store"
+	"github.com/wecampus/wecampus/store/storetest"
 )
 
 // smsRecorder is an app.SMS that records what it was asked to send, or fails when told to.
@@ -204,32 +205,81 @@ func TestSMSCodeWrongAttempts(t *testing.T) {
 	}
 }
 
+// claimCounter is the real store, counting the guesses it let through to be compared.
+type claimCounter struct {
+	*store.DB
+	mu      sync.Mutex
+	claimed int
+}
+
+func (c *claimCounter) ClaimSMSAttempt(ctx context.Context, id int64, maxAttempts int, now time.Time) (int, error) {
+	n, err := c.DB.ClaimSMSAttempt(ctx, id, maxAttempts, now)
+	if err == nil {
+		c.mu.Lock()
+		c.claimed++
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// TestSMSCodeConcurrentGuesses: 50 wrong guesses at the same instant, then the right code, on
+// SQLite and MariaDB: exactly MaxAttempts guesses are compared and the right code is refused.
 func TestSMSCodeConcurrentGuesses(t *testing.T) {
-	// Concurrent wrong guesses are all counted: no more than MaxAttempts guesses get through.
-	ctx := context.Background()
-	svc, rec, _, db := newSMSService(t, app.SMSPolicy{})
-	if err := svc.SendCode(ctx, "13800001234", app.PurposeVerify, ""); err != nil {
-		t.Fatal(err)
-	}
-	code := rec.last(t).code
-	var wg sync.WaitGroup
-	for i := 0; i < 30; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			guess := fmt.Sprintf("%06d", 999999-i)
-			if guess == code {
-				guess = "abcdef"
+	for _, kind := range storetest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			clock := &fakeClock{t: time.Date(2026, 9, 1, 8, 0, 0, 0, time.UTC)}
+			db := &claimCounter{DB: storetest.Open(t, kind, clock.now)}
+			rec := &smsRecorder{}
+			svc := &app.Service{Store: db, SMS: rec, Now: clock.now,
+				SMSPolicy: app.SMSPolicy{MaxAttempts: 5, Secret: []byte("sms-test-secret")}}
+			if err := svc.SendCode(ctx, "13800001234", app.PurposeVerify, ""); err != nil {
+				t.Fatal(err)
 			}
-			_ = svc.CheckCode(ctx, "13800001234", app.PurposeVerify, guess)
-		}()
+			code := rec.last(t).code
+			start := make(chan struct{})
+			var (
+				wg       sync.WaitGroup
+				mu       sync.Mutex
+				messages []string
+			)
+			for i := range 50 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					guess := fmt.Sprintf("%06d", 999999-i)
+					if guess == code {
+						guess = "999900"
+					}
+					<-start
+					err := svc.CheckCode(ctx, "13800001234", app.PurposeVerify, guess)
+					mu.Lock()
+					messages = append(messages, app.ErrorMessage(err))
+					mu.Unlock()
+				}()
+			}
+			close(start)
+			wg.Wait()
+			withLeft := 0
+			for _, m := range messages {
+				if strings.Contains(m, "还可尝试") {
+					withLeft++
+				}
+			}
+			if db.claimed != 5 || withLeft != 4 {
+				t.Fatalf("guesses compared = %d (%d told how many are left), want 5 (4)", db.claimed, withLeft)
+			}
+			stored, err := db.LatestSMSCode(ctx, "13800001234", app.PurposeVerify)
+			if err != nil || stored.Attempts != 5 {
+				t.Fatalf("stored attempts = %+v, %v; want 5", stored, err)
+			}
+			err = svc.CheckCode(ctx, "13800001234", app.PurposeVerify, code)
+			wantCode(t, err, app.EINVALID)
+			if db.claimed != 5 || !strings.Contains(app.ErrorMessage(err), "错误次数过多") {
+				t.Fatalf("right code after 50 wrong ones: %q (compared %d)", app.ErrorMessage(err), db.claimed)
+			}
+		})
 	}
-	wg.Wait()
-	stored, _ := db.LatestSMSCode(ctx, "13800001234", app.PurposeVerify)
-	if stored.Attempts < 5 {
-		t.Fatalf("attempts = %d after 30 wrong guesses", stored.Attempts)
-	}
-	wantCode(t, svc.CheckCode(ctx, "13800001234", app.PurposeVerify, code), app.EINVALID)
 }
 
 func TestSMSCodeExpiry(t *testing.T) {

@@ -224,12 +224,16 @@ func TestSMSCodes(t *testing.T) {
 		}
 
 		for want := 1; want <= 3; want++ {
-			n, err := db.AddSMSAttempt(ctx, latest.ID)
+			n, err := db.ClaimSMSAttempt(ctx, latest.ID, 3, clk.Now())
 			if err != nil || n != want {
-				t.Fatalf("AddSMSAttempt = %d, %v; want %d", n, err, want)
+				t.Fatalf("ClaimSMSAttempt = %d, %v; want %d", n, err, want)
 			}
 		}
-		_, err = db.AddSMSAttempt(ctx, 1<<40)
+		_, err = db.ClaimSMSAttempt(ctx, latest.ID, 3, clk.Now())
+		wantCode(t, err, app.ECONFLICT) // out of guesses
+		_, err = db.ClaimSMSAttempt(ctx, first.ID, 5, first.ExpiresAt)
+		wantCode(t, err, app.ECONFLICT) // expired
+		_, err = db.ClaimSMSAttempt(ctx, 1<<40, 5, clk.Now())
 		wantCode(t, err, app.ENOTFOUND)
 
 		if err := db.UseSMSCode(ctx, latest.ID, t0.Add(time.Hour)); err != nil {
@@ -247,7 +251,8 @@ func TestSMSCodes(t *testing.T) {
 	})
 }
 
-// TestSMSConcurrent: concurrent wrong guesses are all counted; a code is used once.
+// TestSMSConcurrent: of 20 concurrent guesses exactly max are counted, each with its own
+// number; a code is used once.
 func TestSMSConcurrent(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
 		ctx := context.Background()
@@ -259,11 +264,16 @@ func TestSMSConcurrent(t *testing.T) {
 			mu     sync.Mutex
 			counts []int
 		)
-		for _, err := range runConcurrently(10, func(int) error {
-			n, err := db.AddSMSAttempt(ctx, c.ID)
+		refused := 0
+		for _, err := range runConcurrently(20, func(int) error {
+			n, err := db.ClaimSMSAttempt(ctx, c.ID, 5, t0)
 			mu.Lock()
+			defer mu.Unlock()
+			if app.ErrorCode(err) == app.ECONFLICT {
+				refused++
+				return nil
+			}
 			counts = append(counts, n)
-			mu.Unlock()
 			return err
 		}) {
 			if err != nil {
@@ -271,7 +281,8 @@ func TestSMSConcurrent(t *testing.T) {
 			}
 		}
 		slices.Sort(counts)
-		wantEqual(t, "attempt counts", counts, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
+		wantEqual(t, "attempt counts", counts, []int{1, 2, 3, 4, 5})
+		wantEqual(t, "refused guesses", refused, 15)
 
 		wantOneWinner(t, runConcurrently(10, func(int) error { return db.UseSMSCode(ctx, c.ID, t0) }))
 	})

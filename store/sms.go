@@ -103,29 +103,42 @@ func (db *DB) countSMSCodes(ctx context.Context, op, col, value string, since ti
 	return int(n), nil
 }
 
-// AddSMSAttempt counts one wrong attempt and returns the new count. The increment is done by the
-// database and read back in the same transaction, so concurrent wrong guesses are all counted.
-func (db *DB) AddSMSAttempt(ctx context.Context, id int64) (int, error) {
+// ClaimSMSAttempt counts one guess at code id before the guess is compared, and reports its
+// number (1 for the first guess). It is one conditional UPDATE: the guess is counted only while
+// the code is unused, unexpired at now and has had fewer than max guesses, so concurrent guesses
+// can never be evaluated more than max times in all. When the condition fails it returns
+// ECONFLICT (used, expired or out of guesses) or ENOTFOUND.
+func (db *DB) ClaimSMSAttempt(ctx context.Context, id int64, maxAttempts int, now time.Time) (int, error) {
 	var attempts int
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&smsCodeRow{}).Where("id = ?", id).Update("attempts", gorm.Expr("attempts + 1"))
+		res := tx.Model(&smsCodeRow{}).
+			Where("id = ? AND used_at IS NULL AND attempts < ? AND expires_at > ?", id, maxAttempts, ts(now)).
+			Update("attempts", gorm.Expr("attempts + 1"))
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return gorm.ErrRecordNotFound
+			var n int64
+			if err := tx.Model(&smsCodeRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+				return err
+			}
+			if n == 0 {
+				return gorm.ErrRecordNotFound
+			}
+			return app.Errorf(app.ECONFLICT, "验证码已失效,请重新获取。")
 		}
 		// The UPDATE holds the row lock until commit, so this reads our own increment.
 		return tx.Model(&smsCodeRow{}).Select("attempts").Where("id = ?", id).Scan(&attempts).Error
 	})
 	if err != nil {
-		return 0, storeErr("add sms attempt", err, msgCodeNotFound, "")
+		return 0, storeErr("claim sms attempt", err, msgCodeNotFound, "")
 	}
 	return attempts, nil
 }
 
 // UseSMSCode marks a code used at at. It is a conditional UPDATE on used_at IS NULL, so of two
-// concurrent uses exactly one succeeds; the other (and any later one) gets ECONFLICT.
+// concurrent uses exactly one succeeds; the other (and any later one) gets ECONFLICT. The guess
+// that uses it must have been counted by ClaimSMSAttempt first.
 func (db *DB) UseSMSCode(ctx context.Context, id int64, at time.Time) error {
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
 		return updateOnce(tx, &smsCodeRow{}, id, "used_at IS NULL", map[string]any{"used_at": ts(at)},
