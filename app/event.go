@@ -21,6 +21,7 @@ const (
 	EventMobileChanged = "bind.mobile"     // mobile changed in WeCom
 	EventRepaired      = "bind.repaired"   // fixed by the start-up repair or reconcile
 	EventWelcomeSent   = "message.welcome" // welcome message delivered
+	EventPurged        = "data.purged"     // mobile and name removed after retention.unbound_after
 )
 
 // Event is one row of the append-only audit trail: who did what, when, to which number/userid.

@@ -73,6 +73,15 @@ type Store interface {
 	// UseSMSCode marks a code used; ECONFLICT if it already was (single use under races).
 	UseSMSCode(ctx context.Context, id int64, at time.Time) error
 
+	// PurgeBindings blanks mobile and name of bindings unbound or migrated before the given
+	// time (one audit event each) and returns how many; dryRun only counts.
+	PurgeBindings(ctx context.Context, before time.Time, dryRun bool) (int, error)
+	// PurgeSMSCodes deletes SMS code rows created before the given time; dryRun only counts.
+	PurgeSMSCodes(ctx context.Context, before time.Time, dryRun bool) (int, error)
+	// ForgetSMSIPs blanks the IP of SMS code rows created before the given time; dryRun only
+	// counts.
+	ForgetSMSIPs(ctx context.Context, before time.Time, dryRun bool) (int, error)
+
 	// CreateIntent records that a WeCom write for a number is about to happen. At most one open
 	// intent exists per number: a second one gives ECONFLICT.
 	CreateIntent(ctx context.Context, in *Intent) error

@@ -19,6 +19,8 @@ type Service struct {
 	Identity *IdentityPolicy
 	// SMSPolicy holds the SMS code limits (sms.*).
 	SMSPolicy SMSPolicy
+	// Retention says how long personal data is kept (retention.*).
+	Retention RetentionPolicy
 	// VerifyMode is wecom.verify_mode: VerifyTfa (default, also for "") or VerifyAuthSucc.
 	VerifyMode VerifyMode
 	// JoinQRCodeURL, when set, is shown on the follow page instead of asking WeCom for the
