@@ -82,6 +82,14 @@ type Store interface {
 	// counts.
 	ForgetSMSIPs(ctx context.Context, before time.Time, dryRun bool) (int, error)
 
+	// FinishFlow records a member flow id as finished until expires; ECONFLICT when it already
+	// was (a replayed or concurrent finish).
+	FinishFlow(ctx context.Context, id string, expires time.Time) error
+	// FlowFinished reports whether a flow id was recorded as finished.
+	FlowFinished(ctx context.Context, id string) (bool, error)
+	// PurgeFinishedFlows deletes finished-flow records that expired before the given time.
+	PurgeFinishedFlows(ctx context.Context, before time.Time, dryRun bool) (int, error)
+
 	// CreateIntent records that a WeCom write for a number is about to happen. At most one open
 	// intent exists per number: a second one gives ECONFLICT.
 	CreateIntent(ctx context.Context, in *Intent) error

@@ -26,13 +26,13 @@ func (p RetentionPolicy) withDefaults() RetentionPolicy {
 
 // PurgeCount is how many records of one kind a purge changed (or would change).
 type PurgeCount struct {
-	Kind  string // bindings | sms_codes | sms_ips
+	Kind  string // bindings | sms_codes | sms_ips | finished_flows
 	Count int
 }
 
 // Purge applies the retention policy now: it forgets the mobile and name of long-released
 // bindings, deletes old SMS code rows, and blanks the IPs of code rows the per-IP limit no longer
-// counts. With dryRun nothing changes and the counts say what would. It is safe to run on any
+// counts, and drops the replay records of flows whose cookies have expired. With dryRun nothing changes and the counts say what would. It is safe to run on any
 // number of replicas at once: every step is a conditional write.
 func (s *Service) Purge(ctx context.Context, dryRun bool) ([]PurgeCount, error) {
 	p := s.Retention.withDefaults()
@@ -43,8 +43,9 @@ func (s *Service) Purge(ctx context.Context, dryRun bool) ([]PurgeCount, error) 
 		age  time.Duration
 	}{
 		{"bindings", s.Store.PurgeBindings, p.UnboundAfter},
-		{"sms_codes", s.Store.PurgeSMSCodes, p.SMSAfter},
 		{"sms_ips", s.Store.ForgetSMSIPs, s.SMSPolicy.withDefaults().IPWindow},
+		{"sms_codes", s.Store.PurgeSMSCodes, p.SMSAfter},
+		{"finished_flows", s.Store.PurgeFinishedFlows, 0},
 	}
 	out := make([]PurgeCount, 0, len(steps))
 	for _, st := range steps {
@@ -55,7 +56,11 @@ func (s *Service) Purge(ctx context.Context, dryRun bool) ([]PurgeCount, error) 
 		out = append(out, PurgeCount{Kind: st.kind, Count: n})
 	}
 	if !dryRun {
-		s.log().Info("retention purge", "bindings", out[0].Count, "sms_codes", out[1].Count, "sms_ips", out[2].Count)
+		args := make([]any, 0, 2*len(out))
+		for _, c := range out {
+			args = append(args, c.Kind, c.Count)
+		}
+		s.log().Info("retention purge", args...)
 	}
 	return out, nil
 }

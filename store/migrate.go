@@ -28,6 +28,7 @@ var tables = []any{
 	&outboxRow{},
 	&smsCodeRow{},
 	&intentRow{},
+	&finishedFlowRow{},
 }
 
 // mysqlTableOptions apply to tables created on MySQL: utf8mb4 for names, and a binary collation

@@ -104,3 +104,25 @@ func TestPurgeSMSCodes(t *testing.T) {
 		}
 	})
 }
+
+func TestFinishedFlows(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, clk *clock) {
+		ctx := context.Background()
+		if err := db.FinishFlow(ctx, "flow-a", t0.Add(15*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		wantOneWinner(t, runConcurrently(10, func(int) error { return db.FinishFlow(ctx, "flow-b", t0.Add(time.Hour)) }))
+		wantCode(t, db.FinishFlow(ctx, "flow-a", t0.Add(time.Hour)), app.ECONFLICT)
+		for id, want := range map[string]bool{"flow-a": true, "flow-b": true, "flow-c": false} {
+			if got, err := db.FlowFinished(ctx, id); err != nil || got != want {
+				t.Errorf("FlowFinished(%s) = %v, %v; want %v", id, got, err, want)
+			}
+		}
+		if n, err := db.PurgeFinishedFlows(ctx, t0.Add(30*time.Minute), false); err != nil || n != 1 {
+			t.Fatalf("purge = %d, %v; want 1", n, err)
+		}
+		if got, _ := db.FlowFinished(ctx, "flow-a"); got {
+			t.Fatal("expired record kept")
+		}
+	})
+}
