@@ -17,7 +17,7 @@ const purgeBatch = 500
 // migrated) before before: both become "", and each such binding gets an audit event. Number,
 // userid, status, times and the audit trail stay. With dryRun it only counts.
 func (db *DB) PurgeBindings(ctx context.Context, before time.Time, dryRun bool) (int, error) {
-	released := []string{string(app.StatusUnbound), string(app.StatusMigrated)}
+	released := []string{string(app.StatusUnbound), string(app.StatusRebound)}
 	scope := func(tx *gorm.DB) *gorm.DB {
 		return tx.Model(&bindingRow{}).
 			Where("status IN ? AND updated_at < ? AND (mobile <> '' OR name <> '')", released, ts(before))

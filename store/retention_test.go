@@ -23,7 +23,7 @@ func TestPurgeBindings(t *testing.T) {
 		old := mustCreate(t, db, newBinding("20250001"))
 		oldMigrated := mustCreate(t, db, newBinding("20250002"))
 		unbind(old, app.StatusUnbound)
-		unbind(oldMigrated, app.StatusMigrated)
+		unbind(oldMigrated, app.StatusRebound)
 		clk.Add(48 * time.Hour)
 		recent := mustCreate(t, db, newBinding("20250003"))
 		unbind(recent, app.StatusUnbound)
