@@ -166,6 +166,9 @@ type WeCom interface {
 	GetUser(ctx context.Context, userID string) (*Member, error)
 	// DeleteUser deletes a member (user/delete); 60111 when it does not exist.
 	DeleteUser(ctx context.Context, userID string) error
+	// DeleteUsers deletes up to 200 members in one call (user/batchdelete), all or nothing: one
+	// userid that does not exist fails the whole call with 60111 and deletes nobody.
+	DeleteUsers(ctx context.Context, userIDs ...string) error
 	// UserIDByMobile looks a mobile up (user/getuserid); 46004 when nobody has it. Call it only
 	// after a 60104, never speculatively.
 	UserIDByMobile(ctx context.Context, mobile string) (string, error)

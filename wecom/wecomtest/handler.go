@@ -43,6 +43,7 @@ var endpoints = map[string]endpoint{
 	"user/update":          {needContacts, true, (*Server).userUpdate},
 	"user/get":             {needEither, false, (*Server).userGet},
 	"user/delete":          {needContacts, false, (*Server).userDelete},
+	"user/batchdelete":     {needContacts, true, (*Server).userBatchDelete},
 	"user/getuserid":       {needContacts, true, (*Server).userGetUserID},
 	"user/list_id":         {needContacts, true, (*Server).userListID},
 	"user/authsucc":        {needContacts, false, (*Server).userAuthSucc},

@@ -4,10 +4,11 @@
 // It behaves like WeCom as described in WECOM.md: two secrets with their own expiring tokens
 // (48002 when a token calls an API of the other secret), members with case-insensitive unique
 // userids and unique mobiles, single-use OAuth and join-verification codes that expire after five
-// minutes, the app menu, app messages, invitations and user/list_id paging. It records every call
-// and can inject faults (errcodes, latency, hanging or reset connections) into the next calls of an
-// endpoint, including "apply the write, then never answer" so that tests can prove a create whose
-// outcome is unknown is resolved by reading.
+// minutes, the app menu, app messages, invitations, user/list_id paging and user/batchdelete,
+// which one unknown userid fails as a whole. It records every call and can inject faults
+// (errcodes, latency, hanging or reset connections) into the next calls of an endpoint, including
+// "apply the write, then never answer" so that tests can prove a create whose outcome is unknown
+// is resolved by reading.
 //
 // Endpoints are named by their path after /cgi-bin/, e.g. "gettoken", "user/create",
 // "message/send". A Server is safe for concurrent use.
