@@ -119,6 +119,7 @@ func (c *cli) rootCmd() *cobra.Command {
 		c.bindingCmd(),
 		c.menuCmd(),
 		c.reconcileCmd(),
+		c.offboardCmd(),
 		c.versionCmd(),
 	)
 	return root
