@@ -67,19 +67,22 @@ func (c *cli) offboard(ctx context.Context, svc *app.Service, numbers []string, 
 	} else if err != nil {
 		return err
 	}
+	var out strings.Builder
 	for _, r := range rep.Results {
 		switch {
 		case r.Outcome == app.OffboardSkipped:
-			fmt.Fprintf(c.stdout, "skipped %s: %s\n", r.Number, r.Detail)
+			fmt.Fprintf(&out, "skipped %s: %s\n", r.Number, r.Detail)
 		case r.Outcome == app.OffboardFailed && r.UserID != "":
-			fmt.Fprintf(c.stdout, "failed  %s userid=%s: %s\n", r.Number, r.UserID, r.Detail)
+			fmt.Fprintf(&out, "failed  %s userid=%s: %s\n", r.Number, r.UserID, r.Detail)
 		case r.Outcome == app.OffboardFailed:
-			fmt.Fprintf(c.stdout, "failed  %s: %s\n", r.Number, r.Detail)
+			fmt.Fprintf(&out, "failed  %s: %s\n", r.Number, r.Detail)
 		case rep.DryRun:
-			fmt.Fprintf(c.stdout, "unbind  %s: %s\n", r.Number, r.Detail)
+			fmt.Fprintf(&out, "unbind  %s: %s\n", r.Number, r.Detail)
 		}
 	}
-	if _, err := fmt.Fprintln(c.stdout, rep.Summary()); err != nil {
+	out.WriteString(rep.Summary() + "\n")
+	// Failure details quote WeCom and database errors, which may echo a secret.
+	if _, err := io.WriteString(c.stdout, c.scrub(out.String())); err != nil {
 		return err
 	}
 	if rep.Failed > 0 {

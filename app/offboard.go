@@ -74,9 +74,9 @@ func (r *OffboardReport) Summary() string {
 //
 // Crash safety: before a batch is sent, each binding gets an EventOffboarding event in one
 // transaction. A crash between the WeCom deletion and the binding update thus leaves a live
-// binding whose trail says why its member is gone; the rerun finds it live, sees WeCom refuse the
-// batch for the missing member (60111), and unbinds it (so do reconcile --fix and the delete_user
-// callback). Members already gone from WeCom are unbound, not failures.
+// binding whose trail says why its member is gone; the rerun finds it live, has its batch refused
+// (60111), finds the member missing from WeCom and unbinds it (so do reconcile --fix and the
+// delete_user callback). Members already gone from WeCom are unbound, not failures.
 //
 // Only an invalid reason is an error; everything else is reported per number.
 func (s *Service) Offboard(ctx context.Context, numbers []string, opt OffboardOptions) (*OffboardReport, error) {

@@ -357,6 +357,56 @@ func TestOffboardUnknownOutcome(t *testing.T) {
 	}
 }
 
+// callbackFirst is WeCom whose delete_user callbacks reach the service before the answer to
+// user/batchdelete does.
+type callbackFirst struct {
+	app.WeCom
+	svc *app.Service
+}
+
+func (w callbackFirst) DeleteUsers(ctx context.Context, userIDs ...string) error {
+	if err := w.WeCom.DeleteUsers(ctx, userIDs...); err != nil {
+		return err
+	}
+	for _, id := range userIDs[:2] {
+		in := &app.Inbound{Channel: app.ChannelContacts, FromUser: "sys", CreateTime: time.Now().Unix(),
+			MsgType: "event", Event: "change_contact", ChangeType: "delete_user", UserID: id}
+		if _, err := w.svc.HandleInbound(ctx, in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestOffboardCallbackFirst: bindings the delete_user callback released first still end with
+// the offboard reason and an admin event, and count as unbound.
+func TestOffboardCallbackFirst(t *testing.T) {
+	ctx := context.Background()
+	_, svc, sim := offboardService(t, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "w.db")})
+	live := seedOffboard(t, svc, sim, 5)
+	svc.WeCom = callbackFirst{WeCom: svc.WeCom, svc: svc}
+	rep, err := svc.Offboard(ctx, live, app.OffboardOptions{Reason: "结业"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCounts(t, "callback first", rep, 5, 0, 0)
+	if d := rep.Results[0].Detail; d != "deleted; released meanwhile" {
+		t.Errorf("detail %q", d)
+	}
+	for _, n := range live {
+		checkOffboarded(t, svc, sim, n, "结业", "")
+	}
+	b, _ := svc.Store.FindLatestBinding(ctx, live[0])
+	evs, _ := svc.Store.FindEvents(ctx, b.ID)
+	var kinds []string
+	for _, ev := range evs {
+		kinds = append(kinds, ev.Kind+"/"+ev.Actor)
+	}
+	if got := strings.Join(kinds, " "); got != "bind.created/system bind.offboarding/admin bind.unbound/wecom bind.unbound/admin" {
+		t.Errorf("trail: %s", got)
+	}
+}
+
 // TestOffboardReason: the default reason, and a reason too long for the binding.
 func TestOffboardReason(t *testing.T) {
 	ctx := context.Background()
