@@ -2,46 +2,34 @@ package app_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	mysqldrv "github.com/go-sql-driver/mysql"
-
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/store"
+	"github.com/wecampus/wecampus/store/storetest"
 	"github.com/wecampus/wecampus/wecom"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )
 
 // offboardStores runs fn on SQLite and, when TEST_MYSQL_DSN is set, on a fresh MariaDB database.
 func offboardStores(t *testing.T, fn func(t *testing.T, svc *app.Service, sim *wecomtest.Server)) {
-	t.Run("SQLite", func(t *testing.T) {
-		fn(offboardService(t, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "w.db")}))
-	})
-	t.Run("MariaDB", func(t *testing.T) {
-		fn(offboardService(t, store.Config{Driver: store.DriverMySQL, DSN: freshMySQL(t)}))
-	})
+	for _, kind := range storetest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			svc, sim := offboardService(t, kind)
+			fn(t, svc, sim)
+		})
+	}
 }
 
-func offboardService(t *testing.T, cfg store.Config) (*testing.T, *app.Service, *wecomtest.Server) {
+// offboardService is an app.Service over a fresh store of the given driver and the wecom client
+// pointed at a fresh simulator.
+func offboardService(t *testing.T, driver string) (*app.Service, *wecomtest.Server) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, cfg, time.Now, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.Open(t, driver, nil)
 	sim := wecomtest.New("wwoffboard0000001")
 	t.Cleanup(sim.Close)
 	wc, err := wecom.New(wecom.Config{CorpID: sim.CorpID(), AppSecret: sim.AppSecret(), ContactsSecret: sim.ContactsSecret(),
@@ -49,36 +37,7 @@ func offboardService(t *testing.T, cfg store.Config) (*testing.T, *app.Service, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return t, &app.Service{Store: db, WeCom: wc, BaseURL: "https://x.edu.cn", Log: slog.New(slog.DiscardHandler)}, sim
-}
-
-// freshMySQL creates an empty database on the TEST_MYSQL_DSN server, dropped after the test, and
-// returns its DSN; the test is skipped when TEST_MYSQL_DSN is unset.
-func freshMySQL(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("TEST_MYSQL_DSN")
-	if dsn == "" {
-		t.Skip("TEST_MYSQL_DSN is not set")
-	}
-	cfg, err := mysqldrv.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("TEST_MYSQL_DSN: %v", err)
-	}
-	cfg.DBName = ""
-	server, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = server.Close() })
-	var b [6]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	name := "wecampus_app_" + hex.EncodeToString(b[:])
-	if _, err := server.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() { _, _ = server.Exec("DROP DATABASE " + name) }) // runs after the store closes
-	cfg.DBName = name
-	return cfg.FormatDSN()
+	return &app.Service{Store: db, WeCom: wc, BaseURL: "https://x.edu.cn", Log: slog.New(slog.DiscardHandler)}, sim
 }
 
 // seedOffboard creates n live bindings (every third pending) with their WeCom members, numbered
@@ -252,7 +211,7 @@ func checkOffboarded(t *testing.T, svc *app.Service, sim *wecomtest.Server, numb
 // are unbound, a userid WeCom rejects stays failed, the rest are deleted.
 func TestOffboardCulprits(t *testing.T) {
 	ctx := context.Background()
-	_, svc, sim := offboardService(t, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "w.db")})
+	svc, sim := offboardService(t, store.DriverSQLite)
 	live := seedOffboard(t, svc, sim, 400)
 	if err := sim.RemoveMember(live[123]); err != nil {
 		t.Fatal(err)
@@ -324,7 +283,7 @@ func seedMore(t *testing.T, svc *app.Service, sim *wecomtest.Server, n int) []st
 // without a trace), and the rerun converges: every member is found gone and unbound.
 func TestOffboardUnknownOutcome(t *testing.T) {
 	ctx := context.Background()
-	_, svc, sim := offboardService(t, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "w.db")})
+	svc, sim := offboardService(t, store.DriverSQLite)
 	live := seedOffboard(t, svc, sim, 30)
 	sim.Inject("user/batchdelete", 1, wecomtest.Fault{Reset: true})
 	rep, err := svc.Offboard(ctx, live, app.OffboardOptions{Reason: "退学"})
@@ -382,7 +341,7 @@ func (w callbackFirst) DeleteUsers(ctx context.Context, userIDs ...string) error
 // the offboard reason and an admin event, and count as unbound.
 func TestOffboardCallbackFirst(t *testing.T) {
 	ctx := context.Background()
-	_, svc, sim := offboardService(t, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "w.db")})
+	svc, sim := offboardService(t, store.DriverSQLite)
 	live := seedOffboard(t, svc, sim, 5)
 	svc.WeCom = callbackFirst{WeCom: svc.WeCom, svc: svc}
 	rep, err := svc.Offboard(ctx, live, app.OffboardOptions{Reason: "结业"})
@@ -410,7 +369,7 @@ func TestOffboardCallbackFirst(t *testing.T) {
 // TestOffboardReason: the default reason, and a reason too long for the binding.
 func TestOffboardReason(t *testing.T) {
 	ctx := context.Background()
-	_, svc, _ := offboardService(t, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "w.db")})
+	svc, _ := offboardService(t, store.DriverSQLite)
 	if _, err := svc.Offboard(ctx, []string{"1"}, app.OffboardOptions{Reason: strings.Repeat("长", 201)}); app.ErrorCode(err) != app.EINVALID {
 		t.Fatalf("long reason: %v", err)
 	}
