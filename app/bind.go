@@ -15,6 +15,10 @@ type Person struct {
 	UserID     string `json:"u"`
 	Department int64  `json:"d"`
 	Label      string `json:"l"`
+	// Key is the keyed hash of the person id (identity.person_attribute), "" without one.
+	Key string `json:"pk,omitempty"`
+	// NameCut is set when the CAS name was longer than WeCom allows and was cut.
+	NameCut bool `json:"nc,omitempty"`
 }
 
 // Member-facing messages used by more than one step.
@@ -42,14 +46,19 @@ func (s *Service) Authenticate(ctx context.Context, ticket, service string) (*Lo
 	if err != nil {
 		return nil, err
 	}
-	if id.Name == "" {
-		id.Name = id.Number
-	}
-	rule, userID, err := s.Admit(*id)
+	clean, cut, err := personFrom(*id)
 	if err != nil {
 		return nil, err
 	}
-	p := &Person{Number: id.Number, Name: id.Name, Type: id.Type, UserID: userID, Department: rule.Department, Label: rule.Label}
+	if clean.Name == "" {
+		clean.Name = clean.Number
+	}
+	rule, userID, err := s.Admit(clean)
+	if err != nil {
+		return nil, err
+	}
+	p := &Person{Number: clean.Number, Name: clean.Name, Type: clean.Type, UserID: userID,
+		Department: rule.Department, Label: rule.Label, Key: s.personKey(clean.PersonID), NameCut: cut}
 	b, err := s.liveBindingOf(ctx, p.Number)
 	switch ErrorCode(err) {
 	case "":
@@ -139,12 +148,12 @@ func (s *Service) bind(ctx context.Context, p *Person, mobile string) (*BindResu
 		return nil, err
 	}
 	if holder, err := s.Store.FindLiveBinding(ctx, "mobile", mobile); err == nil {
-		return &BindResult{Conflict: mobileConflict(p.Name, p.Number, mobile, holder)}, nil
+		return &BindResult{Conflict: s.mobileConflict(p.Name, p.Key, p.Number, mobile, holder)}, nil
 	} else if ErrorCode(err) != ENOTFOUND {
 		return nil, err
 	}
 	intent, err := s.openIntent(ctx, &Intent{Op: OpBind, Number: p.Number, UserID: p.UserID, Mobile: mobile,
-		Name: p.Name, Type: p.Type, Department: p.Department})
+		Name: p.Name, Type: p.Type, Department: p.Department, PersonKey: p.Key})
 	if err != nil {
 		if ErrorCode(err) == ECONFLICT {
 			// A concurrent request for the same number may have finished meanwhile.
@@ -168,10 +177,10 @@ func (s *Service) bind(ctx context.Context, p *Person, mobile string) (*BindResu
 }
 
 // mobileConflict explains that holder's live binding holds mobile; when holder is the person's
-// own earlier number (same name, another number), it offers 换绑.
-func mobileConflict(name, number, mobile string, holder *Binding) *Conflict {
+// own earlier number (samePerson), it offers 换绑.
+func (s *Service) mobileConflict(name, key, number, mobile string, holder *Binding) *Conflict {
 	c := &Conflict{Mobile: mobile, HolderNumber: maskNumber(holder.Number)}
-	if holder.Name == name && holder.Number != number {
+	if s.samePerson(name, key, number, holder) {
 		c.RebindFrom = holder.ID
 		c.Message = fmt.Sprintf("手机号 %s 已绑定你的另一个学号/工号 %s。如果你已更换学号/工号(如预科转本科、本科转研究生),可以直接换绑:向该手机号发送验证码,验证后旧账号将被解除并绑定新学号/工号。", MaskMobile(mobile), c.HolderNumber)
 		return c
@@ -282,7 +291,7 @@ func (s *Service) mobileHeldInWeCom(ctx context.Context, in *Intent) (*BindResul
 		return &BindResult{Conflict: c}, nil
 	}
 	if holder, err := s.Store.FindLiveBinding(ctx, "userid", holderID); err == nil {
-		return &BindResult{Conflict: mobileConflict(in.Name, in.Number, in.Mobile, holder)}, nil
+		return &BindResult{Conflict: s.mobileConflict(in.Name, in.PersonKey, in.Number, in.Mobile, holder)}, nil
 	}
 	c.HolderNumber = maskNumber(holderID)
 	c.Message = fmt.Sprintf("手机号 %s 已被企业微信成员(账号 %s)使用,该成员不是通过本系统绑定的。请更换手机号,或联系学校信息化管理部门处理。", MaskMobile(in.Mobile), c.HolderNumber)

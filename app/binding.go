@@ -39,6 +39,7 @@ type Binding struct {
 	Status     Status    `json:"status"`
 	Reason     string    `json:"reason,omitempty"`      // why it was unbound/rebound
 	ReboundTo  int64     `json:"migrated_to,omitempty"` // id of the binding that replaced it (换绑)
+	PersonKey  string    `json:"-"`                     // keyed hash of the CAS person id; "" without one
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 }

@@ -22,6 +22,7 @@ const (
 	EventRepaired      = "bind.repaired"   // fixed by the start-up repair or reconcile
 	EventWelcomeSent   = "message.welcome" // welcome message delivered
 	EventPurged        = "data.purged"     // mobile and name removed after retention.unbound_after
+	EventRebindCode    = "rebind.code"     // a 换绑 code was sent to this binding's mobile for another number
 )
 
 // Event is one row of the append-only audit trail: who did what, when, to which number/userid.

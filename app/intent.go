@@ -37,7 +37,8 @@ type Intent struct {
 	Name       string
 	Type       string
 	Department int64
-	RebindFrom int64 // OpRebind: the id of the earlier binding it releases
+	RebindFrom int64  // OpRebind: the id of the earlier binding it releases
+	PersonKey  string // Person.Key, stored with the binding
 	Result     string
 	CreatedAt  time.Time
 	DoneAt     *time.Time
@@ -119,7 +120,7 @@ func (s *Service) abandonIntent(ctx context.Context, in *Intent, result string) 
 // transaction; a 换绑 also links the released binding to the new one.
 func (s *Service) completeIntent(ctx context.Context, in *Intent, status Status, actor string) (*Binding, error) {
 	b := &Binding{Number: in.Number, UserID: in.UserID, Mobile: in.Mobile, Name: in.Name, Type: in.Type,
-		Department: in.Department, Status: status}
+		Department: in.Department, Status: status, PersonKey: in.PersonKey}
 	err := s.Store.Tx(ctx, func(tx Store) error {
 		detail := "member created and invited"
 		if status == StatusActive {

@@ -61,8 +61,11 @@ type Store interface {
 	// LatestSMSCode returns the newest code for mobile and purpose (any purpose when purpose is
 	// ""), or ENOTFOUND.
 	LatestSMSCode(ctx context.Context, mobile string, purpose Purpose) (*SMSCode, error)
-	// CountSMSCodes counts codes sent to mobile (any purpose) since the given time.
+	// CountSMSCodes counts the codes sent to mobile for its holder's own use (any purpose, no
+	// Requester) since the given time.
 	CountSMSCodes(ctx context.Context, mobile string, since time.Time) (int, error)
+	// CountSMSCodesByRequester counts the 换绑 codes requested by a number since the given time.
+	CountSMSCodesByRequester(ctx context.Context, requester string, since time.Time) (int, error)
 	// CountSMSCodesByIP counts codes requested from ip since the given time.
 	CountSMSCodesByIP(ctx context.Context, ip string, since time.Time) (int, error)
 	// ClaimSMSAttempt counts one guess before it is compared and returns its number, in one
@@ -103,12 +106,15 @@ type Store interface {
 
 // SMSCode is a verification code sent by SMS; only a hash of the code is stored.
 type SMSCode struct {
-	ID        int64
-	Mobile    string
-	Purpose   Purpose
-	Hash      string // keyed hash of the code, never the code itself
-	IP        string // requester, for the per-IP limit
-	Attempts  int    // guesses evaluated so far (right or wrong)
+	ID      int64
+	Mobile  string
+	Purpose Purpose
+	Hash    string // keyed hash of the code, never the code itself
+	IP      string // requester, for the per-IP limit
+	// Requester is the number that asked for a 换绑 code sent to another binding's mobile; ""
+	// for the holder's own codes.
+	Requester string
+	Attempts  int // guesses evaluated so far (right or wrong)
 	ExpiresAt time.Time
 	UsedAt    *time.Time
 	CreatedAt time.Time
@@ -257,6 +263,9 @@ type CASIdentity struct {
 	Number string // the CAS user (学号/工号)
 	Name   string
 	Type   string // identity type attribute, e.g. student, staff
+	// PersonID is the value of identity.person_attribute (a stable person id such as a hashed
+	// ID-card number or 人员编号), "" when not configured or not released.
+	PersonID string
 }
 
 // CAS validates service tickets against the school's CAS server.

@@ -21,7 +21,7 @@ func errOldReleased(old *Binding) error {
 }
 
 // checkRebind loads the binding p wants to take over and checks that it is p's own earlier
-// binding holding mobile (same name, another number).
+// binding holding mobile (samePerson: the same person id, or name without one; another number).
 func (s *Service) checkRebind(ctx context.Context, p *Person, fromID int64, mobile string) (*Binding, error) {
 	old, err := s.Store.FindBindingByID(ctx, fromID)
 	if ErrorCode(err) == ENOTFOUND {
@@ -29,7 +29,7 @@ func (s *Service) checkRebind(ctx context.Context, p *Person, fromID int64, mobi
 	} else if err != nil {
 		return nil, err
 	}
-	if old.Mobile != mobile || old.Name != p.Name || old.Number == p.Number {
+	if old.Mobile != mobile || !s.samePerson(p.Name, p.Key, p.Number, old) {
 		return nil, Errorf(EFORBIDDEN, "该手机号绑定的不是你本人的其他学号/工号,不能换绑。")
 	}
 	return old, nil
@@ -44,7 +44,18 @@ func (s *Service) SendRebindCode(ctx context.Context, p *Person, fromID int64, m
 	if !old.Status.Live() {
 		return errOldReleased(old)
 	}
-	return s.SendCode(ctx, mobile, PurposeRebind, ip)
+	err = s.sendCode(ctx, codeRequest{mobile: mobile, purpose: PurposeRebind, ip: ip,
+		rebind: &rebindRequest{requester: p.Number, from: old.Number}})
+	if err != nil {
+		return err
+	}
+	// The holder's trail names who asked for a code to their mobile.
+	ev := Event{BindingID: old.ID, Kind: EventRebindCode, Actor: ActorMember, Number: old.Number, UserID: old.UserID,
+		Detail: fmt.Sprintf("换绑验证码已发送至 %s,申请人学号/工号 %s", MaskMobile(mobile), p.Number)}
+	if err := s.Store.AppendEvent(ctx, ev); err != nil {
+		s.log().Warn("audit rebind code", "number", old.Number, "err", err)
+	}
+	return nil
 }
 
 // Rebind (换绑) releases p's earlier binding fromID and binds p's new number with its mobile,
@@ -87,7 +98,7 @@ func (s *Service) rebind(ctx context.Context, p *Person, fromID int64, mobile, c
 		return nil, err
 	}
 	in, err := s.openIntent(ctx, &Intent{Op: OpRebind, Number: p.Number, UserID: p.UserID, Mobile: mobile,
-		Name: p.Name, Type: p.Type, Department: p.Department, RebindFrom: old.ID})
+		Name: p.Name, Type: p.Type, Department: p.Department, RebindFrom: old.ID, PersonKey: p.Key})
 	if err != nil {
 		return nil, err
 	}

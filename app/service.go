@@ -19,6 +19,9 @@ type Service struct {
 	Identity *IdentityPolicy
 	// SMSPolicy holds the SMS code limits (sms.*).
 	SMSPolicy SMSPolicy
+	// PersonIDKey keys the hash of CAS person ids (identity.person_attribute). When set, 换绑 is
+	// offered only between bindings of the same person id; nil falls back to equal names.
+	PersonIDKey []byte
 	// Retention says how long personal data is kept (retention.*).
 	Retention RetentionPolicy
 	// VerifyMode is wecom.verify_mode: VerifyTfa (default, also for "") or VerifyAuthSucc.

@@ -39,6 +39,9 @@ type SMSPolicy struct {
 	MaxAttempts int           // wrong attempts per code (5)
 	IPLimit     int           // sends per requesting IP per IPWindow (200: a campus NAT hides many members)
 	IPWindow    time.Duration // (1h)
+	// RebindDailyLimit caps the 换绑 codes one requesting number may have sent per 24 h
+	// (sms.migrate_daily_limit, 3); they do not count against the holder's DailyLimit.
+	RebindDailyLimit int
 	// Secret keys the code hash so a database dump does not reveal codes (derive it from
 	// server.session_secret).
 	Secret []byte
@@ -63,6 +66,9 @@ func (p SMSPolicy) withDefaults() SMSPolicy {
 	if p.IPWindow <= 0 {
 		p.IPWindow = time.Hour
 	}
+	if p.RebindDailyLimit <= 0 {
+		p.RebindDailyLimit = 3
+	}
 	return p
 }
 
@@ -72,70 +78,127 @@ func (s *Service) CodeTTL() time.Duration { return s.SMSPolicy.withDefaults().TT
 // SendCode sends a fresh 6-digit code for purpose to mobile, enforcing the cooldown, the daily cap
 // and the per-IP limit. Only the code's hash is stored.
 func (s *Service) SendCode(ctx context.Context, mobile string, purpose Purpose, ip string) error {
+	return s.sendCode(ctx, codeRequest{mobile: mobile, purpose: purpose, ip: ip})
+}
+
+// codeRequest is one request for an SMS code.
+type codeRequest struct {
+	mobile  string
+	purpose Purpose
+	ip      string
+	// rebind is set when the code goes to the holder of an earlier binding on behalf of the
+	// person who asks to take it over (换绑): such codes are capped per requesting number and do
+	// not use up the holder's own daily cap.
+	rebind *rebindRequest
+}
+
+// rebindRequest names who asks for a 换绑 code and what it will do.
+type rebindRequest struct {
+	requester string // the new number asking
+	from      string // the number of the binding the code releases
+}
+
+func (s *Service) sendCode(ctx context.Context, req codeRequest) error {
 	p := s.SMSPolicy.withDefaults()
-	c, code, err := s.reserveCode(ctx, p, mobile, purpose, ip)
+	c, code, err := s.reserveCode(ctx, p, req)
 	if err != nil {
 		return err
 	}
-	now := c.CreatedAt
-	msg := fmt.Sprintf("【微校园助手】你的验证码是 %s,%d 分钟内有效。如非本人操作请忽略。", code, int(p.TTL.Minutes()))
-	if err := s.SMS.Send(ctx, mobile, code, purpose, msg); err != nil {
+	if err := s.SMS.Send(ctx, req.mobile, code, req.purpose, p.message(req, code)); err != nil {
 		// A code that was never delivered must not verify. If marking it fails, it still expires
 		// unseen; the send error is the one to report.
-		if uerr := s.Store.UseSMSCode(ctx, c.ID, now); uerr != nil {
-			s.log().Warn("void undelivered sms code", "mobile", MaskMobile(mobile), "err", uerr)
+		if uerr := s.Store.UseSMSCode(ctx, c.ID, c.CreatedAt); uerr != nil {
+			s.log().Warn("void undelivered sms code", "mobile", MaskMobile(req.mobile), "err", uerr)
 		}
 		if ErrorCode(err) == EINTERNAL {
 			return Wrap(EUNAVAILABLE, err, "短信发送失败,请稍后再试。")
 		}
 		return err
 	}
-	s.log().Info("sms code sent", "mobile", MaskMobile(mobile), "purpose", string(purpose))
+	s.log().Info("sms code sent", "mobile", MaskMobile(req.mobile), "purpose", string(req.purpose))
 	return nil
 }
 
-// reserveCode checks the limits and stores a new code for mobile. The check and the insert run
-// under a per-mobile lock, so two simultaneous requests cannot both pass the cooldown (within
-// one replica; across replicas the window is a few milliseconds).
-func (s *Service) reserveCode(ctx context.Context, p SMSPolicy, mobile string, purpose Purpose, ip string) (*SMSCode, string, error) {
-	mu := s.smsLocks.of(mobile)
+// message is the SMS text for a code. A 换绑 code says what it will do, for which numbers, and to
+// ignore it when the holder did not ask: it may have been requested by someone else.
+func (p SMSPolicy) message(req codeRequest, code string) string {
+	minutes := int(p.TTL.Minutes())
+	if r := req.rebind; r != nil {
+		from, to := MaskPair(r.from, r.requester)
+		return fmt.Sprintf("【微校园助手】验证码 %s,用于把本手机号绑定的学号/工号 %s 换绑到 %s:"+
+			"验证后原企业微信账号将被解除。%d 分钟内有效。如非本人申请,请忽略本短信,切勿把验证码告诉他人。",
+			code, from, to, minutes)
+	}
+	return fmt.Sprintf("【微校园助手】你的验证码是 %s,%d 分钟内有效。如非本人操作,请忽略本短信。", code, minutes)
+}
+
+// reserveCode checks the limits and stores a new code. The check and the insert run under a
+// per-mobile lock, so two simultaneous requests cannot both pass the cooldown (within one
+// replica; across replicas the window is a few milliseconds).
+func (s *Service) reserveCode(ctx context.Context, p SMSPolicy, req codeRequest) (*SMSCode, string, error) {
+	mu := s.smsLocks.of(req.mobile)
 	mu.Lock()
 	defer mu.Unlock()
 	now := s.now()
-	if last, err := s.Store.LatestSMSCode(ctx, mobile, ""); err == nil {
-		// A code the provider failed to send was marked used at once: it holds nobody back.
-		undelivered := last.UsedAt != nil && !last.UsedAt.After(last.CreatedAt)
-		if wait := last.CreatedAt.Add(p.Cooldown).Sub(now); wait > 0 && !undelivered {
-			return nil, "", Errorf(ETOOMANY, "验证码发送过于频繁,请 %d 秒后再试。", int(wait.Seconds())+1)
-		}
-	} else if ErrorCode(err) != ENOTFOUND {
+	if err := s.checkCodeLimits(ctx, p, req, now); err != nil {
 		return nil, "", err
-	}
-	n, err := s.Store.CountSMSCodes(ctx, mobile, now.Add(-24*time.Hour))
-	if err != nil {
-		return nil, "", err
-	}
-	if n >= p.DailyLimit {
-		return nil, "", Errorf(ETOOMANY, "该手机号今日获取验证码次数已达上限(%d 次),请明天再试。", p.DailyLimit)
-	}
-	if ip != "" {
-		n, err := s.Store.CountSMSCodesByIP(ctx, ip, now.Add(-p.IPWindow))
-		if err != nil {
-			return nil, "", err
-		}
-		if n >= p.IPLimit {
-			return nil, "", Errorf(ETOOMANY, "当前网络获取验证码过于频繁,请稍后再试。")
-		}
 	}
 	code, err := randomCode()
 	if err != nil {
 		return nil, "", fmt.Errorf("app: sms code: %w", err)
 	}
-	c := &SMSCode{Mobile: mobile, Purpose: purpose, Hash: p.hash(mobile, purpose, code), IP: ip, ExpiresAt: now.Add(p.TTL), CreatedAt: now}
+	c := &SMSCode{Mobile: req.mobile, Purpose: req.purpose, Hash: p.hash(req.mobile, req.purpose, code), IP: req.ip,
+		ExpiresAt: now.Add(p.TTL), CreatedAt: now}
+	if req.rebind != nil {
+		c.Requester = req.rebind.requester
+	}
 	if err := s.Store.CreateSMSCode(ctx, c); err != nil {
 		return nil, "", err
 	}
 	return c, code, nil
+}
+
+// checkCodeLimits applies the cooldown per mobile, then the daily cap (per requesting number for
+// 换绑 codes, per mobile for the holder's own), then the per-IP limit.
+func (s *Service) checkCodeLimits(ctx context.Context, p SMSPolicy, req codeRequest, now time.Time) error {
+	if last, err := s.Store.LatestSMSCode(ctx, req.mobile, ""); err == nil {
+		// A code the provider failed to send was marked used at once: it holds nobody back.
+		undelivered := last.UsedAt != nil && !last.UsedAt.After(last.CreatedAt)
+		if wait := last.CreatedAt.Add(p.Cooldown).Sub(now); wait > 0 && !undelivered {
+			return Errorf(ETOOMANY, "验证码发送过于频繁,请 %d 秒后再试。", int(wait.Seconds())+1)
+		}
+	} else if ErrorCode(err) != ENOTFOUND {
+		return err
+	}
+	day := now.Add(-24 * time.Hour)
+	if r := req.rebind; r != nil {
+		n, err := s.Store.CountSMSCodesByRequester(ctx, r.requester, day)
+		if err != nil {
+			return err
+		}
+		if n >= p.RebindDailyLimit {
+			return Errorf(ETOOMANY, "今日换绑验证码的发送次数已达上限(%d 次),请明天再试。", p.RebindDailyLimit)
+		}
+	} else {
+		n, err := s.Store.CountSMSCodes(ctx, req.mobile, day)
+		if err != nil {
+			return err
+		}
+		if n >= p.DailyLimit {
+			return Errorf(ETOOMANY, "该手机号今日获取验证码次数已达上限(%d 次),请明天再试。", p.DailyLimit)
+		}
+	}
+	if req.ip == "" {
+		return nil
+	}
+	n, err := s.Store.CountSMSCodesByIP(ctx, req.ip, now.Add(-p.IPWindow))
+	if err != nil {
+		return err
+	}
+	if n >= p.IPLimit {
+		return Errorf(ETOOMANY, "当前网络获取验证码过于频繁,请稍后再试。")
+	}
+	return nil
 }
 
 // stripedLock serialises work per key with a fixed number of mutexes (no growth, no cleanup).

@@ -41,6 +41,7 @@ type bindingRow struct {
 	Status     string    `gorm:"size:16;not null;index:idx_bindings_status"`
 	Reason     string    `gorm:"size:255;not null"`
 	ReboundTo  int64     `gorm:"column:migrated_to;not null"`
+	PersonKey  string    `gorm:"size:64;not null;default:''"`
 	CreatedAt  time.Time `gorm:"not null"`
 	UpdatedAt  time.Time `gorm:"not null;index:idx_bindings_updated_at"`
 	LiveNumber *string   `gorm:"size:64;uniqueIndex:uniq_bindings_live_number"`
@@ -62,6 +63,7 @@ func (r *bindingRow) fromApp(b *app.Binding) {
 		Status:     string(b.Status),
 		Reason:     b.Reason,
 		ReboundTo:  b.ReboundTo,
+		PersonKey:  b.PersonKey,
 		CreatedAt:  ts(b.CreatedAt),
 		UpdatedAt:  ts(b.UpdatedAt),
 	}
@@ -80,6 +82,7 @@ func (r *bindingRow) toApp() *app.Binding {
 		Status:     app.Status(r.Status),
 		Reason:     r.Reason,
 		ReboundTo:  r.ReboundTo,
+		PersonKey:  r.PersonKey,
 		CreatedAt:  r.CreatedAt,
 		UpdatedAt:  r.UpdatedAt,
 	}

@@ -24,6 +24,7 @@ type intentRow struct {
 	Type       string    `gorm:"size:32;not null"`
 	Department int64     `gorm:"not null"`
 	RebindFrom int64     `gorm:"column:migrate_from;not null"`
+	PersonKey  string    `gorm:"size:64;not null;default:''"`
 	Result     string    `gorm:"size:64;not null"`
 	CreatedAt  time.Time `gorm:"not null;index:idx_intents_created_at"`
 	DoneAt     *time.Time
@@ -43,6 +44,7 @@ func (r *intentRow) fromApp(in *app.Intent) {
 		Type:       in.Type,
 		Department: in.Department,
 		RebindFrom: in.RebindFrom,
+		PersonKey:  in.PersonKey,
 		Result:     in.Result,
 		CreatedAt:  ts(in.CreatedAt),
 		DoneAt:     tsPtr(in.DoneAt),
@@ -61,6 +63,7 @@ func (r *intentRow) toApp() *app.Intent {
 		Type:       r.Type,
 		Department: r.Department,
 		RebindFrom: r.RebindFrom,
+		PersonKey:  r.PersonKey,
 		Result:     r.Result,
 		CreatedAt:  r.CreatedAt,
 		DoneAt:     r.DoneAt,

@@ -13,14 +13,14 @@ import (
 // holds locks for long nor builds one huge statement.
 const purgeBatch = 500
 
-// PurgeBindings forgets the mobile and name of bindings that left the live set (unbound or
+// PurgeBindings forgets the mobile, name and person key of bindings that left the live set (unbound or
 // migrated) before before: both become "", and each such binding gets an audit event. Number,
 // userid, status, times and the audit trail stay. With dryRun it only counts.
 func (db *DB) PurgeBindings(ctx context.Context, before time.Time, dryRun bool) (int, error) {
 	released := []string{string(app.StatusUnbound), string(app.StatusRebound)}
 	scope := func(tx *gorm.DB) *gorm.DB {
 		return tx.Model(&bindingRow{}).
-			Where("status IN ? AND updated_at < ? AND (mobile <> '' OR name <> '')", released, ts(before))
+			Where("status IN ? AND updated_at < ? AND (mobile <> '' OR name <> '' OR person_key <> '')", released, ts(before))
 	}
 	if dryRun {
 		var n int64
@@ -48,7 +48,7 @@ func (db *DB) purgeBindingBatch(ctx context.Context, scope func(*gorm.DB) *gorm.
 			b := &rows[i]
 			// updated_at is kept: it dates the release that the retention period counts from.
 			err := tx.Model(&bindingRow{}).Where("id = ?", b.ID).
-				UpdateColumns(map[string]any{"mobile": "", "name": ""}).Error
+				UpdateColumns(map[string]any{"mobile": "", "name": "", "person_key": ""}).Error
 			if err != nil {
 				return err
 			}

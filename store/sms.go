@@ -18,10 +18,11 @@ type smsCodeRow struct {
 	Purpose   string    `gorm:"size:16;not null"`
 	Hash      string    `gorm:"size:128;not null"`
 	IP        string    `gorm:"column:ip;size:64;not null;index:idx_sms_codes_ip,priority:1"`
+	Requester string    `gorm:"size:64;not null;default:'';index:idx_sms_codes_requester,priority:1"`
 	Attempts  int       `gorm:"not null"`
 	ExpiresAt time.Time `gorm:"not null"`
 	UsedAt    *time.Time
-	CreatedAt time.Time `gorm:"not null;index:idx_sms_codes_mobile,priority:2;index:idx_sms_codes_ip,priority:2"`
+	CreatedAt time.Time `gorm:"not null;index:idx_sms_codes_mobile,priority:2;index:idx_sms_codes_ip,priority:2;index:idx_sms_codes_requester,priority:2"`
 }
 
 func (smsCodeRow) TableName() string { return "sms_codes" }
@@ -33,6 +34,7 @@ func (r *smsCodeRow) fromApp(c *app.SMSCode) {
 		Purpose:   string(c.Purpose),
 		Hash:      c.Hash,
 		IP:        c.IP,
+		Requester: c.Requester,
 		Attempts:  c.Attempts,
 		ExpiresAt: ts(c.ExpiresAt),
 		UsedAt:    tsPtr(c.UsedAt),
@@ -47,6 +49,7 @@ func (r *smsCodeRow) toApp() *app.SMSCode {
 		Purpose:   app.Purpose(r.Purpose),
 		Hash:      r.Hash,
 		IP:        r.IP,
+		Requester: r.Requester,
 		Attempts:  r.Attempts,
 		ExpiresAt: r.ExpiresAt,
 		UsedAt:    r.UsedAt,
@@ -83,20 +86,26 @@ func (db *DB) LatestSMSCode(ctx context.Context, mobile string, purpose app.Purp
 	return row.toApp(), nil
 }
 
-// CountSMSCodes counts codes sent to mobile (any purpose) at or after since.
+// CountSMSCodes counts the codes sent to mobile for its holder's own use (any purpose; 换绑 codes
+// requested by another number are not counted) at or after since.
 func (db *DB) CountSMSCodes(ctx context.Context, mobile string, since time.Time) (int, error) {
-	return db.countSMSCodes(ctx, "count sms codes", "mobile", mobile, since)
+	return db.countSMSCodes(ctx, "count sms codes", "mobile = ? AND requester = ''", mobile, since)
 }
 
 // CountSMSCodesByIP counts codes requested from ip at or after since.
 func (db *DB) CountSMSCodesByIP(ctx context.Context, ip string, since time.Time) (int, error) {
-	return db.countSMSCodes(ctx, "count sms codes by ip", "ip", ip, since)
+	return db.countSMSCodes(ctx, "count sms codes by ip", "ip = ?", ip, since)
 }
 
-func (db *DB) countSMSCodes(ctx context.Context, op, col, value string, since time.Time) (int, error) {
+// CountSMSCodesByRequester counts the 换绑 codes requested by a number at or after since.
+func (db *DB) CountSMSCodesByRequester(ctx context.Context, requester string, since time.Time) (int, error) {
+	return db.countSMSCodes(ctx, "count sms codes by requester", "requester = ?", requester, since)
+}
+
+func (db *DB) countSMSCodes(ctx context.Context, op, cond, value string, since time.Time) (int, error) {
 	var n int64
 	err := db.gdb.WithContext(ctx).Model(&smsCodeRow{}).
-		Where(col+" = ? AND created_at >= ?", value, ts(since)).Count(&n).Error
+		Where(cond+" AND created_at >= ?", value, ts(since)).Count(&n).Error
 	if err != nil {
 		return 0, storeErr(op, err, "", "")
 	}
