@@ -62,20 +62,24 @@ type Config struct {
 	// NameAttr and TypeAttr name the attributes holding the person's name and identity type
 	// (defaults "cn" and "userType").
 	NameAttr, TypeAttr string
+	// PersonAttr, when set, names the attribute holding a stable person id
+	// (identity.person_attribute); its value becomes CASIdentity.PersonID.
+	PersonAttr string
 	// Timeout bounds every call to the CAS server (default 5s).
 	Timeout time.Duration
 }
 
 // Client validates CAS service tickets. It is safe for concurrent use.
 type Client struct {
-	base     string // BaseURL without a trailing slash
-	validate string // absolute URL of the validation endpoint
-	protocol int
-	nameAttr string
-	typeAttr string
-	timeout  time.Duration
-	http     *http.Client
-	log      *slog.Logger
+	base       string // BaseURL without a trailing slash
+	validate   string // absolute URL of the validation endpoint
+	protocol   int
+	nameAttr   string
+	personAttr string
+	typeAttr   string
+	timeout    time.Duration
+	http       *http.Client
+	log        *slog.Logger
 }
 
 var _ app.CAS = (*Client)(nil)
@@ -91,13 +95,14 @@ func New(cfg Config, httpClient *http.Client, log *slog.Logger) (*Client, error)
 		return nil, fmt.Errorf("cas.base_url: must not carry a query, fragment or user info, got %q", cfg.BaseURL)
 	}
 	c := &Client{
-		base:     strings.TrimRight(u.String(), "/"),
-		protocol: cfg.Protocol,
-		nameAttr: strings.TrimSpace(cfg.NameAttr),
-		typeAttr: strings.TrimSpace(cfg.TypeAttr),
-		timeout:  cfg.Timeout,
-		http:     httpClient,
-		log:      log,
+		base:       strings.TrimRight(u.String(), "/"),
+		protocol:   cfg.Protocol,
+		nameAttr:   strings.TrimSpace(cfg.NameAttr),
+		personAttr: strings.TrimSpace(cfg.PersonAttr),
+		typeAttr:   strings.TrimSpace(cfg.TypeAttr),
+		timeout:    cfg.Timeout,
+		http:       httpClient,
+		log:        log,
 	}
 	switch c.protocol {
 	case 0, 3:
@@ -202,6 +207,13 @@ func (c *Client) identity(r *response) (*app.CASIdentity, error) {
 		return nil, app.Wrap(app.EUNAUTHORIZED, errors.New("cas: authenticationSuccess without a user"), msgInvalid)
 	}
 	id := &app.CASIdentity{Number: r.user, Name: r.attr(c.nameAttr), Type: r.attr(c.typeAttr)}
+	if c.personAttr != "" {
+		id.PersonID = r.attr(c.personAttr)
+		if id.PersonID == "" {
+			c.log.Warn("CAS response lacks identity.person_attribute; 换绑 is not offered to this person",
+				"person_attr", c.personAttr, "attributes", r.attrNames())
+		}
+	}
 	if id.Name == "" || id.Type == "" {
 		// Usually cas.attributes names the wrong attributes, or the server releases none to this
 		// service; list what it did send (names only) so the admin can fix the mapping.

@@ -285,6 +285,11 @@ func TestValidateResponses(t *testing.T) {
 <sso:user> 20210001 </sso:user><sso:attributes><sso:cn><![CDATA[张三]]></sso:cn><sso:userType>student</sso:userType></sso:attributes>
 </sso:authenticationSuccess></sso:serviceResponse>`,
 			want: &app.CASIdentity{Number: "20210001", Name: "张三", Type: "student"}},
+		{name: "PersonAttribute", status: 200,
+			body: `<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:authenticationSuccess><cas:user>u9</cas:user>
+<cas:attributes><cas:cn>周九</cas:cn><cas:userType>student</cas:userType><cas:idHash>9f86d081884c7d65</cas:idHash></cas:attributes>
+</cas:authenticationSuccess></cas:serviceResponse>`,
+			want: &app.CASIdentity{Number: "u9", Name: "周九", Type: "student", PersonID: "9f86d081884c7d65"}},
 		{name: "NoNamespace", status: 200,
 			body: `<serviceResponse><authenticationSuccess><user>u1</user><attributes><cn>王五</cn><userType>staff</userType></attributes></authenticationSuccess></serviceResponse>`,
 			want: &app.CASIdentity{Number: "u1", Name: "王五", Type: "staff"}},
@@ -334,7 +339,7 @@ func TestValidateResponses(t *testing.T) {
 				_, _ = io.WriteString(w, tc.body)
 			}))
 			defer srv.Close()
-			c := newClient(t, srv.URL+"/cas", cas.Config{Protocol: 3})
+			c := newClient(t, srv.URL+"/cas", cas.Config{Protocol: 3, PersonAttr: "idHash"})
 			id, err := c.Validate(context.Background(), "ST-1", service)
 			if tc.code != "" {
 				wantCode(t, err, tc.code)
