@@ -44,12 +44,16 @@ import (
 const (
 	msgUnavailable = "统一身份认证暂时无法访问,请稍后再试。"
 	msgInvalid     = "登录凭据无效或已过期,请重新登录统一身份认证。"
+	msgTooLarge    = "统一身份认证返回的个人信息过长,无法自助办理绑定。请联系学校信息化管理部门。"
 )
 
 const (
 	defaultTimeout = 5 * time.Second
-	maxBody        = 256 << 10 // a serviceResponse is a few hundred bytes; anything this big is wrong
-	maxTicket      = 1024      // the spec allows 32..256 characters; be lenient, but bounded
+	// maxBody bounds a validation response. A serviceResponse is a few hundred bytes, but a CAS
+	// server may release attributes of any length; the caller caps what it keeps of them (a name
+	// is cut to WeCom's 64 characters), so a long attribute must not turn a login into an outage.
+	maxBody   = 4 << 20
+	maxTicket = 1024 // the spec allows 32..256 characters; be lenient, but bounded
 )
 
 // Config configures a Client; it mirrors the cas section of config.yaml.
@@ -183,7 +187,10 @@ func (c *Client) Validate(ctx context.Context, ticket, service string) (*app.CAS
 		return nil, c.unavailable(fmt.Errorf("cas: GET %s: HTTP %s", c.validate, resp.Status), start)
 	}
 	if len(body) > maxBody {
-		return nil, c.unavailable(fmt.Errorf("cas: GET %s: response larger than %d bytes", c.validate, maxBody), start)
+		// Not an outage: this person's identity data is more than we accept. Refuse the login
+		// with a page saying why (4xx), not "try again later".
+		c.log.Warn("CAS response too large", "limit_bytes", maxBody)
+		return nil, app.Errorf(app.EFORBIDDEN, msgTooLarge)
 	}
 	r, err := parseResponse(body)
 	if err != nil {

@@ -325,9 +325,13 @@ func TestValidateResponses(t *testing.T) {
 		{name: "ErrJSON", status: 200, code: app.EUNAVAILABLE, body: `{"serviceResponse":{"authenticationSuccess":{"user":"x"}}}`},
 		{name: "Err404", status: 404, code: app.EUNAVAILABLE, body: `not found`},
 		{name: "Err500", status: 500, code: app.EUNAVAILABLE, body: `boom`},
-		{name: "ErrTooLarge", status: 200, code: app.EUNAVAILABLE,
+		{name: "LongName", status: 200,
 			body: `<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:authenticationSuccess><cas:user>u</cas:user><cas:attributes><cas:cn>` +
-				strings.Repeat("x", 300<<10) + `</cas:cn></cas:attributes></cas:authenticationSuccess></cas:serviceResponse>`},
+				strings.Repeat("x", 300<<10) + `</cas:cn></cas:attributes></cas:authenticationSuccess></cas:serviceResponse>`,
+			want: &app.CASIdentity{Number: "u", Name: strings.Repeat("x", 300<<10)}},
+		{name: "ErrTooLarge", status: 200, code: app.EFORBIDDEN,
+			body: `<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:authenticationSuccess><cas:user>u</cas:user><cas:attributes><cas:cn>` +
+				strings.Repeat("x", 5<<20) + `</cas:cn></cas:attributes></cas:authenticationSuccess></cas:serviceResponse>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
