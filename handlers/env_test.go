@@ -77,7 +77,11 @@ type envConfig struct {
 	localBase                bool          // base_url is the test server's own http:// origin
 	mysql                    bool          // the store is a fresh MariaDB database (TEST_MYSQL_DSN)
 	wecomTimeout             time.Duration // deadline of one WeCom call; 0: the client's default
+	personAttr               string        // identity.person_attribute; "": 换绑 by equal names
 }
+
+// withPersonAttribute configures identity.person_attribute: 换绑 needs equal person ids.
+func withPersonAttribute(name string) envOption { return func(c *envConfig) { c.personAttr = name } }
 
 type envOption func(*envConfig)
 
@@ -142,7 +146,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	}
 	e.cas = castest.New()
 	tb.Cleanup(e.cas.Close)
-	casClient, err := cas.New(cas.Config{BaseURL: e.cas.URL(), Protocol: 3}, nil, log)
+	casClient, err := cas.New(cas.Config{BaseURL: e.cas.URL(), Protocol: 3, PersonAttr: cfg.personAttr}, nil, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -156,6 +160,9 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	}
 	e.svc = &app.Service{Store: db, WeCom: client, CAS: casClient, SMS: e.sms, Identity: policy,
 		SMSPolicy: app.SMSPolicy{Secret: []byte("test-sms-secret")}, BaseURL: e.baseURL, Log: log}
+	if cfg.personAttr != "" {
+		e.svc.PersonIDKey = []byte("test-person-id-key")
+	}
 
 	appCodec := mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey, callback.WithMaxAge(5*time.Minute))
 	e.wecomApp = mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey)

@@ -31,6 +31,7 @@ const tgcCookie = "CASTGC"
 
 type user struct {
 	number, password, name, typ string
+	extra                       [][2]string // further attributes, in order
 }
 
 type ticket struct {
@@ -153,6 +154,23 @@ func (s *Server) AddUser(number, password, name, typ string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users[number] = user{number: number, password: password, name: name, typ: typ}
+}
+
+// SetAttribute releases one more attribute for an account added with AddUser (e.g. the person
+// id of identity.person_attribute); setting it again replaces its value.
+func (s *Server) SetAttribute(number, name, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[number]
+	for i := range u.extra {
+		if u.extra[i][0] == name {
+			u.extra[i][1] = value
+			s.users[number] = u
+			return
+		}
+	}
+	u.extra = append(u.extra, [2]string{name, value})
+	s.users[number] = u
 }
 
 // IssueTicket issues a service ticket for number and service as if the person had just typed
@@ -362,6 +380,9 @@ func writeSuccess(w http.ResponseWriter, u user, withAttrs bool, nameAttr, typeA
 		}
 		if u.typ != "" {
 			element(&b, typeAttr, u.typ)
+		}
+		for _, a := range u.extra {
+			element(&b, a[0], a[1])
 		}
 		b.WriteString("    </cas:attributes>\n")
 	}
