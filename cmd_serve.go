@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/cas"
 	"github.com/wecampus/wecampus/handlers"
+	"github.com/wecampus/wecampus/internal/keys"
 	"github.com/wecampus/wecampus/sms"
 	"github.com/wecampus/wecampus/store"
 	"github.com/wecampus/wecampus/wecom"
@@ -260,7 +260,7 @@ func buildService(cfg *Config, db app.Store, wc app.WeCom, log *slog.Logger) (*a
 			MaxAttempts: cfg.SMS.MaxAttempts,
 			IPLimit:     cfg.SMS.IPLimit,
 			IPWindow:    cfg.SMS.IPWindow,
-			Secret:      deriveKey(cfg.Server.SessionSecret, "sms-code"),
+			Secret:      keys.Derive(cfg.Server.SessionSecret.Reveal(), keys.SMSCode),
 		},
 		VerifyMode:    app.VerifyMode(cfg.WeCom.VerifyMode),
 		JoinQRCodeURL: cfg.WeCom.JoinQRCodeURL,
@@ -269,13 +269,6 @@ func buildService(cfg *Config, db app.Store, wc app.WeCom, log *slog.Logger) (*a
 		Now:           time.Now,
 		Log:           log,
 	}, nil
-}
-
-// deriveKey derives a purpose-specific key from the session secret, so that one secret in the
-// config never serves two purposes directly.
-func deriveKey(secret Secret, purpose string) []byte {
-	sum := sha256.Sum256([]byte("wecampus/" + purpose + "\x00" + secret.Reveal()))
-	return sum[:]
 }
 
 func newWeComClient(cfg *Config, reg prometheus.Registerer, log *slog.Logger) (*wecom.Client, error) {

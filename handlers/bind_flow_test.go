@@ -1,8 +1,6 @@
 package handlers_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/securecookie"
+
+	"github.com/wecampus/wecampus/internal/keys"
 )
 
 // sealFlow seals a flow cookie value the way the server does (gorilla/securecookie keyed from
@@ -17,12 +17,8 @@ import (
 // expired one, or one of another kind.
 func sealFlow(t *testing.T, flow map[string]any) string {
 	t.Helper()
-	key := func(purpose string) []byte {
-		m := hmac.New(sha256.New, []byte(strings.Repeat("s", 32)))
-		m.Write([]byte("wecampus/" + purpose))
-		return m.Sum(nil)
-	}
-	sc := securecookie.New(key("flow-hash"), key("flow-block"))
+	secret := strings.Repeat("s", 32)
+	sc := securecookie.New(keys.Derive(secret, keys.FlowHash), keys.Derive(secret, keys.FlowBlock))
 	sc.SetSerializer(securecookie.JSONEncoder{})
 	v, err := sc.Encode("wecampus_flow", flow)
 	if err != nil {

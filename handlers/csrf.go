@@ -7,6 +7,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/csrf"
+
+	"github.com/wecampus/wecampus/internal/keys"
 )
 
 // csrfFieldName is the hidden input of every form.
@@ -21,7 +23,7 @@ func (s *Server) csrfMiddleware() gin.HandlerFunc {
 	if u, err := url.Parse(s.cfg.BaseURL); err == nil && u.Host != "" {
 		trusted = append(trusted, u.Host) // the public origin behind a TLS-terminating proxy
 	}
-	protect := csrf.Protect(deriveKey(s.cfg.SessionSecret, "csrf"),
+	protect := csrf.Protect(keys.Derive(s.cfg.SessionSecret, keys.CSRF),
 		csrf.CookieName("wecampus_csrf"),
 		csrf.FieldName(csrfFieldName),
 		csrf.Path("/"),

@@ -1,9 +1,7 @@
 package handlers
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -15,6 +13,7 @@ import (
 	"github.com/gorilla/securecookie"
 
 	"github.com/wecampus/wecampus/app"
+	"github.com/wecampus/wecampus/internal/keys"
 )
 
 // flowCookieName is the cookie holding the state of a member flow between its steps.
@@ -63,17 +62,10 @@ type flowCodec struct {
 }
 
 func newFlowCodec(secret string, secure bool) *flowCodec {
-	sc := securecookie.New(deriveKey(secret, "flow-hash"), deriveKey(secret, "flow-block"))
+	sc := securecookie.New(keys.Derive(secret, keys.FlowHash), keys.Derive(secret, keys.FlowBlock))
 	sc.MaxAge(int(flowTTL / time.Second))
 	sc.SetSerializer(securecookie.JSONEncoder{})
 	return &flowCodec{sc: sc, secure: secure}
-}
-
-// deriveKey derives a 32-byte key for one purpose from the session secret.
-func deriveKey(secret, purpose string) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte("wecampus/" + purpose))
-	return m.Sum(nil)
 }
 
 var errNoFlow = errors.New("no flow")
