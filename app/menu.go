@@ -101,6 +101,51 @@ func checkAction(path string, b *MenuButton) error {
 	return nil
 }
 
+// AppMenu is the menu `wecampus menu sync` writes: buttons (DefaultMenu when there are none, its
+// click buttons then carrying helpKey) resolved and checked by BuildMenu, and every click button
+// must carry helpKey: the service answers no other click (CONTRACT §5), so any other key would be
+// a dead button. An empty helpKey skips that rule (the caller reports the missing key itself).
+func AppMenu(baseURL, helpKey string, buttons []MenuButton) ([]MenuButton, error) {
+	if len(buttons) == 0 {
+		buttons = DefaultMenu()
+		if helpKey != "" {
+			setHelpKey(buttons, helpKey)
+		}
+	}
+	menu, err := BuildMenu(baseURL, buttons)
+	if err != nil || helpKey == "" {
+		return menu, err
+	}
+	for i, b := range menu {
+		if err := checkClickKey(fmt.Sprintf("menu[%d]", i), b, helpKey); err != nil {
+			return nil, err
+		}
+		for j, sb := range b.SubButton {
+			if err := checkClickKey(fmt.Sprintf("menu[%d].sub_button[%d]", i, j), sb, helpKey); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return menu, nil
+}
+
+// setHelpKey gives the click buttons of the default menu the help key.
+func setHelpKey(buttons []MenuButton, key string) {
+	for i := range buttons {
+		if buttons[i].Type == "click" {
+			buttons[i].Key = key
+		}
+		setHelpKey(buttons[i].SubButton, key)
+	}
+}
+
+func checkClickKey(path string, b MenuButton, helpKey string) error {
+	if b.Type == "click" && b.Key != helpKey {
+		return fmt.Errorf("%s.key: %q is not answered by wecampus: a click button must use wecom.help_key (%q); use a view button for a link", path, b.Key, helpKey)
+	}
+	return nil
+}
+
 // SyncMenu writes menu to the app (menu/create).
 func (s *Service) SyncMenu(ctx context.Context, menu []MenuButton) error {
 	return s.WeCom.CreateMenu(ctx, menu)
