@@ -89,17 +89,20 @@ type Client struct {
 var _ app.CAS = (*Client)(nil)
 
 // New checks cfg and returns a Client. httpClient nil means a client of its own; log nil means
-// slog.Default(). Errors name the offending config key.
+// slog.Default(). Errors list every problem, one line each, naming the offending config key.
 func New(cfg Config, httpClient *http.Client, log *slog.Logger) (*Client, error) {
-	u, err := url.Parse(strings.TrimSpace(cfg.BaseURL))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("cas.base_url: must be an absolute http(s) URL, got %q", cfg.BaseURL)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("cas.base_url: must not carry a query, fragment or user info, got %q", cfg.BaseURL)
+	var problems []error
+	raw := strings.TrimSpace(cfg.BaseURL)
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		problems = append(problems, errors.New("cas.base_url: required"))
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		problems = append(problems, fmt.Errorf("cas.base_url: must be an absolute http(s) URL (got %q)", cfg.BaseURL))
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		problems = append(problems, fmt.Errorf("cas.base_url: must not carry a query, fragment or user info (got %q)", cfg.BaseURL))
 	}
 	c := &Client{
-		base:       strings.TrimRight(u.String(), "/"),
 		protocol:   cfg.Protocol,
 		nameAttr:   strings.TrimSpace(cfg.NameAttr),
 		personAttr: strings.TrimSpace(cfg.PersonAttr),
@@ -108,6 +111,9 @@ func New(cfg Config, httpClient *http.Client, log *slog.Logger) (*Client, error)
 		http:       httpClient,
 		log:        log,
 	}
+	if u != nil {
+		c.base = strings.TrimRight(u.String(), "/")
+	}
 	switch c.protocol {
 	case 0, 3:
 		c.protocol = 3
@@ -115,18 +121,19 @@ func New(cfg Config, httpClient *http.Client, log *slog.Logger) (*Client, error)
 	case 2:
 		c.validate = c.base + "/serviceValidate"
 	default:
-		return nil, fmt.Errorf("cas.protocol: must be 2 or 3, got %d", cfg.Protocol)
+		problems = append(problems, fmt.Errorf("cas.protocol: must be 2 or 3 (got %d)", cfg.Protocol))
+	}
+	if c.timeout <= 0 { // config validation refuses a non-positive cas.timeout
+		c.timeout = defaultTimeout
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, err
 	}
 	if c.nameAttr == "" {
 		c.nameAttr = "cn"
 	}
 	if c.typeAttr == "" {
 		c.typeAttr = "userType"
-	}
-	if c.timeout < 0 {
-		return nil, fmt.Errorf("cas.timeout: must not be negative, got %s", cfg.Timeout)
-	} else if c.timeout == 0 {
-		c.timeout = defaultTimeout
 	}
 	if c.http == nil {
 		c.http = &http.Client{}

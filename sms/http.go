@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,15 +40,22 @@ var _ app.SMS = (*HTTP)(nil)
 // NewHTTP returns an HTTP provider for the gateway at rawURL (absolute http or https) with the
 // bearer token. client nil means a client of its own. Errors name the config key.
 func NewHTTP(rawURL, token string, client *http.Client) (*HTTP, error) {
+	var problems []error
 	u, err := url.Parse(strings.TrimSpace(rawURL))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("sms.http.url: must be an absolute http(s) URL")
+	switch {
+	case strings.TrimSpace(rawURL) == "":
+		problems = append(problems, errors.New("sms.http.url: required when sms.provider is http"))
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		problems = append(problems, errors.New("sms.http.url: must be an absolute http(s) URL"))
 	}
-	if strings.TrimSpace(token) == "" {
-		return nil, fmt.Errorf("sms.http.token: required when sms.provider is http")
+	switch {
+	case strings.TrimSpace(token) == "":
+		problems = append(problems, errors.New("sms.http.token: required when sms.provider is http"))
+	case strings.ContainsAny(token, "\r\n"):
+		problems = append(problems, errors.New("sms.http.token: must be a single line"))
 	}
-	if strings.ContainsAny(token, "\r\n") {
-		return nil, fmt.Errorf("sms.http.token: must be a single line")
+	if err := errors.Join(problems...); err != nil {
+		return nil, err
 	}
 	var hc http.Client
 	if client != nil {

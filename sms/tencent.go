@@ -58,17 +58,17 @@ var _ app.SMS = (*TencentCloud)(nil)
 
 // NewTencentCloud checks cfg and builds the SDK client. Errors name the missing field.
 func NewTencentCloud(cfg TencentConfig) (*TencentCloud, error) {
-	var missing []string
+	var missing []error
 	for _, f := range []struct{ name, value string }{
 		{"secret_id", cfg.SecretID}, {"secret_key", cfg.SecretKey}, {"sdk_app_id", cfg.SDKAppID},
 		{"sign_name", cfg.SignName}, {"template_id", cfg.TemplateID},
 	} {
 		if strings.TrimSpace(f.value) == "" {
-			missing = append(missing, "sms.tencentcloud."+f.name)
+			missing = append(missing, fmt.Errorf("sms.tencentcloud.%s: required when sms.provider is tencentcloud", f.name))
 		}
 	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("sms.tencentcloud: missing %s", strings.Join(missing, ", "))
+	if err := errors.Join(missing...); err != nil {
+		return nil, err
 	}
 	t := &TencentCloud{
 		appID:    cfg.SDKAppID,
@@ -102,6 +102,8 @@ func NewTencentCloud(cfg TencentConfig) (*TencentCloud, error) {
 			}
 			prof.HttpProfile.Scheme = strings.ToUpper(u.Scheme)
 			ep = u.Host
+		} else if strings.ContainsAny(ep, "/ ") {
+			return nil, fmt.Errorf("sms.tencentcloud.endpoint: want a host such as sms.tencentcloudapi.com or an http(s) URL, got %q", ep)
 		}
 		prof.HttpProfile.Endpoint = ep
 	}

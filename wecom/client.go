@@ -97,32 +97,33 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Client, error) {
 	if cfg.OAuthBase == "" {
 		cfg.OAuthBase = DefaultOAuthBase
 	}
-	if cfg.Timeout == 0 {
+	if cfg.Timeout <= 0 { // config validation refuses a non-positive wecom.timeout
 		cfg.Timeout = DefaultTimeout
 	}
+	// Each problem names its config key: the wecampus command reports them as config errors.
 	var problems []error
-	if cfg.CorpID == "" {
-		problems = append(problems, errors.New("corp_id is required"))
+	switch {
+	case cfg.CorpID == "":
+		problems = append(problems, errors.New("wecom.corp_id: required"))
+	case strings.ContainsAny(cfg.CorpID, " \t/?&#"):
+		problems = append(problems, fmt.Errorf("wecom.corp_id: contains characters a CorpID never has (got %q)", cfg.CorpID))
 	}
 	if cfg.AppSecret == "" {
-		problems = append(problems, errors.New("app_secret is required"))
+		problems = append(problems, errors.New("wecom.app_secret: required"))
 	}
 	if cfg.ContactsSecret == "" {
-		problems = append(problems, errors.New("contacts_secret is required"))
+		problems = append(problems, errors.New("wecom.contacts_secret: required"))
 	}
 	if cfg.AgentID <= 0 {
-		problems = append(problems, errors.New("agent_id must be positive"))
-	}
-	if cfg.Timeout < 0 {
-		problems = append(problems, errors.New("timeout must not be negative"))
+		problems = append(problems, fmt.Errorf("wecom.agent_id: must be a positive integer, the AgentId of the app (got %d)", cfg.AgentID))
 	}
 	for _, b := range []struct{ key, v string }{{"api_base", cfg.APIBase}, {"oauth_base", cfg.OAuthBase}} {
 		if u, err := url.Parse(b.v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			problems = append(problems, fmt.Errorf("%s must be an absolute http(s) URL", b.key))
+			problems = append(problems, fmt.Errorf("wecom.%s: must be an absolute http(s) URL (got %q)", b.key, b.v))
 		}
 	}
 	if err := errors.Join(problems...); err != nil {
-		return nil, fmt.Errorf("wecom: config: %w", err)
+		return nil, err
 	}
 
 	o := clientOptions{}
