@@ -69,7 +69,7 @@ func runDemo(t *testing.T) *demoWorld {
 	}
 	c := &cli{stdout: io.Discard, stderr: &logs}
 	served := make(chan error, 1)
-	go func() { served <- c.serveOn(ctx, d.cfg, d.log, d.ln, d.handler, d.sv.svc, true) }()
+	go func() { served <- c.serveOn(ctx, d.cfg, d.log, d.ln, d.handler, d.deps.svc, true) }()
 	t.Cleanup(func() {
 		cancel()
 		d.console.Close()
@@ -315,7 +315,7 @@ func (b *browser) waitWelcome(userID string, n int) {
 	}
 	b.d.console.WaitDelivered(userID, 3*time.Second)
 	time.Sleep(300 * time.Millisecond) // a second activation (the change_contact callback) would queue another
-	if _, err := b.d.sv.svc.DeliverOutbox(b.ctx); err != nil {
+	if _, err := b.d.deps.svc.DeliverOutbox(b.ctx); err != nil {
 		b.t.Fatal(err)
 	}
 	if got := count(); got != n {
@@ -325,7 +325,7 @@ func (b *browser) waitWelcome(userID string, n int) {
 
 func (b *browser) binding(number string) *app.Binding {
 	b.t.Helper()
-	bd, err := b.d.sv.svc.FindBinding(context.Background(), number)
+	bd, err := b.d.deps.svc.FindBinding(context.Background(), number)
 	if err != nil {
 		b.t.Fatalf("binding of %s: %v", number, err)
 	}

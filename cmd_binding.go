@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wecampus/wecampus/app"
-	"github.com/wecampus/wecampus/store"
 )
 
 // bindingFields are the field names of `binding get --json` and the header of
@@ -82,8 +81,8 @@ func (c *cli) bindingGetCmd() *cobra.Command {
 			"  wecampus binding get 13800000000 --json",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withService(cmd.Context(), func(ctx context.Context, svc *app.Service) error {
-				b, err := svc.FindBinding(ctx, args[0])
+			return c.withDeps(cmd.Context(), func(ctx context.Context, d *deps) error {
+				b, err := d.svc.FindBinding(ctx, args[0])
 				if app.ErrorCode(err) == app.ENOTFOUND {
 					return &exitError{code: exitNotFound, err: fmt.Errorf("no binding for %q", args[0])}
 				} else if app.ErrorCode(err) == app.EINVALID {
@@ -95,7 +94,7 @@ func (c *cli) bindingGetCmd() *cobra.Command {
 					return writeJSON(c.stdout, toBindingJSON(b))
 				}
 				return writeBindingText(c.stdout, toBindingJSON(b))
-			})
+			}, withStore())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
@@ -116,8 +115,8 @@ func (c *cli) bindingListCmd() *cobra.Command {
 			if status != "" && !f.Status.Valid() {
 				return usageError(fmt.Errorf("--status must be pending, active, unbound or migrated (got %q)", status))
 			}
-			return c.withService(cmd.Context(), func(ctx context.Context, svc *app.Service) error {
-				list, err := svc.ListBindings(ctx, f)
+			return c.withDeps(cmd.Context(), func(ctx context.Context, d *deps) error {
+				list, err := d.svc.ListBindings(ctx, f)
 				if err != nil {
 					return err
 				}
@@ -125,7 +124,7 @@ func (c *cli) bindingListCmd() *cobra.Command {
 					return writeBindingCSV(c.stdout, list)
 				}
 				return writeBindingTable(c.stdout, list)
-			})
+			}, withStore())
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "", "only bindings in this status: pending, active, unbound or migrated")
@@ -145,7 +144,8 @@ func (c *cli) bindingUnbindCmd() *cobra.Command {
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			number := args[0]
-			return c.withWeComStore(cmd.Context(), func(ctx context.Context, svc *app.Service) error {
+			return c.withDeps(cmd.Context(), func(ctx context.Context, d *deps) error {
+				svc := d.svc
 				b, err := svc.AdminUnbind(ctx, number, reason)
 				if app.ErrorCode(err) == app.ENOTFOUND {
 					msg := fmt.Sprintf("number %q has no live binding: nothing to unbind", number)
@@ -159,48 +159,11 @@ func (c *cli) bindingUnbindCmd() *cobra.Command {
 				_, err = fmt.Fprintf(c.stdout, "ok   %s unbound: WeCom member %s deleted, binding status %s (reason: %s)\n",
 					b.Number, b.UserID, b.Status, b.Reason)
 				return err
-			})
+			}, withStore(), withWeCom())
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, kept in the binding and its audit trail (default \"unbound by admin\")")
 	return cmd
-}
-
-// withWeComStore opens the store (no migration) and runs fn with a Service that can also call
-// WeCom: what admin writes need.
-func (c *cli) withWeComStore(ctx context.Context, fn func(context.Context, *app.Service) error) error {
-	return c.withService(ctx, func(ctx context.Context, svc *app.Service) error {
-		wc, err := newWeComClient(c.cfg, nil, svc.Log)
-		if err != nil {
-			return err
-		}
-		svc.WeCom = wc
-		svc.HelpKey = c.cfg.WeCom.HelpKey
-		return fn(ctx, svc)
-	})
-}
-
-// withService opens the store (no migration) and runs fn with a Service that can read bindings.
-func (c *cli) withService(ctx context.Context, fn func(context.Context, *app.Service) error) error {
-	cfg, err := c.loadConfig()
-	if err != nil {
-		return err
-	}
-	log := c.logger(cfg)
-	db, err := store.Open(ctx, storeConfig(cfg), time.Now, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			log.Warn("close database", "err", err)
-		}
-	}()
-	return fn(ctx, &app.Service{Store: db, BaseURL: cfg.Server.BaseURL, Log: log})
-}
-
-func storeConfig(cfg *Config) store.Config {
-	return store.Config{Driver: cfg.Database.Driver, DSN: cfg.Database.DSN.Reveal()}
 }
 
 func writeJSON(w io.Writer, v any) error {

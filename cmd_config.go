@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/wecampus/wecampus/store"
 )
 
 // probeTimeout bounds each config check probe.
@@ -39,21 +37,19 @@ func (c *cli) configCmd() *cobra.Command {
 	return cmd
 }
 
-// configCheck prints "ok   name" or "FAIL name: reason" for each check.
+// configCheck prints one line per check on stdout: "ok   name" or "FAIL name: reason". A config
+// that does not load or validate is one line "FAIL config: ..." there, and its problems go to
+// stderr, one per line, as for every other command; the probes then do not run.
 func (c *cli) configCheck(ctx context.Context) error {
 	out := &checkPrinter{w: c.stdout, scrub: c.scrub}
-	cfg, err := LoadConfig(c.configPath)
+	cfg, err := c.loadConfig()
+	if err == nil {
+		err = cfg.CheckServe()
+	}
 	if err != nil {
-		out.fail("config", err)
-		return silentFailure
-	}
-	c.cfg = cfg
-	if err := cfg.Validate(); err != nil {
-		out.fail("config", err)
-		return silentFailure
-	}
-	if err := cfg.CheckServe(); err != nil {
-		out.fail("config", err)
+		n := strings.Count(strings.TrimSpace(err.Error()), "\n") + 1
+		out.fail("config", fmt.Errorf("%d problem(s), listed on stderr", n))
+		fmt.Fprintln(c.stderr, c.scrub(err.Error()))
 		return silentFailure
 	}
 	out.ok("config")
@@ -63,7 +59,7 @@ func (c *cli) configCheck(ctx context.Context) error {
 	out.check("database", func() error {
 		ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		defer cancel()
-		db, err := store.Open(ctx, storeConfig(cfg), time.Now, log)
+		db, err := openStore(ctx, cfg, log, false)
 		if err != nil {
 			return err
 		}
@@ -71,19 +67,15 @@ func (c *cli) configCheck(ctx context.Context) error {
 		return db.Ping(ctx)
 	})
 	wc, err := newWeComClient(cfg, nil, log)
-	if err != nil {
-		out.fail("wecom", err)
-	} else {
-		for _, kind := range []string{"app", "contacts"} {
-			out.check("wecom gettoken ("+kind+")", func() error {
-				ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-				defer cancel()
-				return wc.ProbeToken(ctx, kind)
-			})
-		}
-	}
-	if _, _, err := buildCodecs(cfg); err != nil {
-		out.fail("wecom callback keys", err)
+	for _, kind := range []string{"app", "contacts"} {
+		out.check("wecom gettoken ("+kind+")", func() error {
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			return wc.ProbeToken(ctx, kind)
+		})
 	}
 	out.check("cas", func() error {
 		cc, err := newCASClient(cfg, log)
@@ -104,7 +96,7 @@ func (c *cli) configCheck(ctx context.Context) error {
 	return nil
 }
 
-// checkPrinter writes the config check report, secrets scrubbed.
+// checkPrinter writes the config check report, one line per check, secrets scrubbed.
 type checkPrinter struct {
 	w      io.Writer
 	scrub  func(string) string
@@ -121,11 +113,7 @@ func (p *checkPrinter) check(name string, fn func() error) {
 
 func (p *checkPrinter) ok(name string) { fmt.Fprintf(p.w, "ok   %s\n", name) }
 
-// fail prints one line per line of err (a config error lists one problem per line).
 func (p *checkPrinter) fail(name string, err error) {
 	p.failed = true
-	for line := range strings.Lines(p.scrub(err.Error())) {
-		line = strings.TrimPrefix(strings.TrimSpace(line), name+": ")
-		fmt.Fprintf(p.w, "FAIL %s: %s\n", name, line)
-	}
+	fmt.Fprintf(p.w, "FAIL %s: %s\n", name, strings.TrimPrefix(oneLine(p.scrub(err.Error())), name+": "))
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,7 +20,6 @@ import (
 	"github.com/wecampus/wecampus/cas/castest"
 	"github.com/wecampus/wecampus/handlers/demo"
 	"github.com/wecampus/wecampus/sms"
-	"github.com/wecampus/wecampus/wecom/callback"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )
 
@@ -78,7 +76,7 @@ console at /demo plays the person, WeCom and the SMS gateway. Stop it with Ctrl+
 			if err := d.printBanner(c.stdout); err != nil {
 				return err
 			}
-			return c.serveOn(ctx, d.cfg, d.log, d.ln, d.handler, d.sv.svc, true)
+			return c.serveOn(ctx, d.cfg, d.log, d.ln, d.handler, d.deps.svc, true)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", defaultDemoAddr, "listen address; the service's base_url is http://ADDR")
@@ -95,9 +93,9 @@ type demoWorld struct {
 
 	sim     *wecomtest.Server
 	cas     *castest.Server
-	sms     *sms.Log // the service's SMS provider: the codes it "sent"
+	sms     *sms.Log // the service's SMS provider, behind the console's recorder: the codes it "sent"
 	console *demo.Console
-	sv      *serving
+	deps    *deps
 	handler http.Handler // the service at /, the simulators and the console under /demo
 }
 
@@ -117,6 +115,7 @@ func startDemo(ctx context.Context, addr string, logOut io.Writer) (_ *demoWorld
 	if d.dataDir, err = os.MkdirTemp("", "wecampus-demo-"); err != nil {
 		return nil, fmt.Errorf("demo data folder: %w", err)
 	}
+	// The simulators listen on the service's own origin: the config points WeCom and CAS there.
 	d.cfg = demoConfig(d.base, ln.Addr().String(), filepath.Join(d.dataDir, "demo.db"))
 	if err := d.cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("demo config: %w", err)
@@ -127,35 +126,41 @@ func startDemo(ctx context.Context, addr string, logOut io.Writer) (_ *demoWorld
 	d.sim = wecomtest.New(w.CorpID, wecomtest.WithAppSecret(w.AppSecret.Reveal()),
 		wecomtest.WithContactsSecret(w.ContactsSecret.Reveal()), wecomtest.WithAgentID(w.AgentID))
 	d.cas = castest.New(castest.WithLoginHints(), castest.WithLogger(d.log))
+	d.sms = sms.NewLog(d.log)
+	codes := demo.NewSMSRecorder(d.sms)
+	if d.deps, err = build(ctx, d.cfg, d.log, withServing(), withSMS(codes)); err != nil {
+		return nil, err
+	}
+	if d.console, err = d.newConsole(codes); err != nil {
+		return nil, err
+	}
 
-	if d.sv, err = assemble(ctx, d.cfg, d.log); err != nil {
-		return nil, err
-	}
-	logSMS, ok := d.sv.svc.SMS.(*sms.Log)
-	if !ok {
-		return nil, errors.New("demo: the SMS provider is not the log provider")
-	}
-	d.sms = logSMS
-	codes := demo.NewSMSRecorder(logSMS)
-	d.sv.svc.SMS = codes
+	mux := http.NewServeMux()
+	mux.Handle(demoWeComPath+"/", d.sim.Handler())
+	mux.Handle(demoCASPath+"/", d.cas.Handler())
+	mux.Handle(demo.ConsolePath, d.console.Handler())
+	mux.Handle(demo.ConsolePath+"/", d.console.Handler())
+	mux.Handle("/", d.deps.handler)
+	d.handler = mux
+	return d, nil
+}
 
-	menu, err := app.BuildMenu(d.base, app.DefaultMenu())
+// newConsole builds the console: it plays WeCom's side of the two callbacks with the same corp
+// id, tokens and keys as the service's codecs.
+func (d *demoWorld) newConsole(codes *demo.SMSRecorder) (*demo.Console, error) {
+	w := d.cfg.WeCom
+	menu, err := app.AppMenu(d.base, w.HelpKey, nil)
 	if err != nil {
 		return nil, err
 	}
-	// WeCom's side of the two callbacks: same corp id, tokens and keys as the service's codecs.
-	appSide, err := callback.New(w.CorpID, w.CallbackToken.Reveal(), w.CallbackAESKey.Reveal())
+	appSide, contactsSide, err := newCodecs(w)
 	if err != nil {
 		return nil, err
 	}
-	contactsSide, err := callback.New(w.CorpID, w.ContactsCallbackToken.Reveal(), w.ContactsCallbackAESKey.Reveal())
-	if err != nil {
-		return nil, err
-	}
-	d.console, err = demo.New(demo.Config{
+	return demo.New(demo.Config{
 		BaseURL:       d.base,
 		DataDir:       d.dataDir,
-		Service:       d.sv.svc,
+		Service:       d.deps.svc,
 		WeCom:         d.sim,
 		CAS:           d.cas,
 		SMS:           codes,
@@ -167,18 +172,6 @@ func startDemo(ctx context.Context, addr string, logOut io.Writer) (_ *demoWorld
 		CorpID:        w.CorpID,
 		Log:           d.log,
 	})
-	if err != nil {
-		return nil, err
-	}
-
-	mux := http.NewServeMux()
-	mux.Handle(demoWeComPath+"/", d.sim.Handler())
-	mux.Handle(demoCASPath+"/", d.cas.Handler())
-	mux.Handle(demo.ConsolePath, d.console.Handler())
-	mux.Handle(demo.ConsolePath+"/", d.console.Handler())
-	mux.Handle("/", d.sv.handler)
-	d.handler = mux
-	return d, nil
 }
 
 // close releases everything startDemo built; the data folder is deleted.
@@ -186,8 +179,8 @@ func (d *demoWorld) close() {
 	if d.console != nil {
 		d.console.Close()
 	}
-	if d.sv != nil {
-		d.sv.close(d.logger())
+	if d.deps != nil {
+		d.deps.close()
 	}
 	if d.cas != nil {
 		d.cas.Close()

@@ -35,10 +35,11 @@ func (c *cli) menuSyncCmd() *cobra.Command {
 		Example: "  wecampus menu sync --dry-run\n  wecampus menu sync",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withWeCom(cmd.Context(), func(ctx context.Context, cfg *Config, svc *app.Service) error {
-				menu, err := cfg.AppMenu()
+			return c.withDeps(cmd.Context(), func(ctx context.Context, d *deps) error {
+				cfg := d.cfg
+				menu, err := cfg.AppMenu() // validation checked it: err only for a programming error
 				if err != nil {
-					return err // Validate checked it already; kept for safety
+					return err
 				}
 				if dryRun {
 					if err := writeMenu(c.stdout, menu); err != nil {
@@ -47,7 +48,7 @@ func (c *cli) menuSyncCmd() *cobra.Command {
 					_, err := fmt.Fprintln(c.stdout, "dry run: nothing was written")
 					return err
 				}
-				if err := svc.SyncMenu(ctx, menu); err != nil {
+				if err := d.svc.SyncMenu(ctx, menu); err != nil {
 					return menuError(err, cfg)
 				}
 				if _, err := fmt.Fprintf(c.stdout, "ok   menu written to app %d (%d buttons); members see it after re-entering the app\n",
@@ -55,7 +56,7 @@ func (c *cli) menuSyncCmd() *cobra.Command {
 					return err
 				}
 				return writeMenu(c.stdout, menu)
-			})
+			}, withWeCom())
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the menu that would be written, write nothing")
@@ -70,8 +71,9 @@ func (c *cli) menuShowCmd() *cobra.Command {
 		Example: "  wecampus menu show\n  wecampus menu show --json",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withWeCom(cmd.Context(), func(ctx context.Context, cfg *Config, svc *app.Service) error {
-				menu, err := svc.CurrentMenu(ctx)
+			return c.withDeps(cmd.Context(), func(ctx context.Context, d *deps) error {
+				cfg := d.cfg
+				menu, err := d.svc.CurrentMenu(ctx)
 				if err != nil {
 					return menuError(err, cfg)
 				}
@@ -88,25 +90,11 @@ func (c *cli) menuShowCmd() *cobra.Command {
 					return err
 				}
 				return writeMenu(c.stdout, menu)
-			})
+			}, withWeCom())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print WeCom's JSON ({"button":[...]})`)
 	return cmd
-}
-
-// withWeCom loads the config and runs fn with a Service that can call WeCom (no database).
-func (c *cli) withWeCom(ctx context.Context, fn func(context.Context, *Config, *app.Service) error) error {
-	cfg, err := c.loadConfig()
-	if err != nil {
-		return err
-	}
-	log := c.logger(cfg)
-	wc, err := newWeComClient(cfg, nil, log)
-	if err != nil {
-		return err
-	}
-	return fn(ctx, cfg, &app.Service{WeCom: wc, BaseURL: cfg.Server.BaseURL, HelpKey: cfg.WeCom.HelpKey, Log: log})
 }
 
 // menuHints explain the menu/* errcodes an admin can fix (doc 90231).

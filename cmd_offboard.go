@@ -45,9 +45,9 @@ func (c *cli) offboardCmd() *cobra.Command {
 			if err != nil {
 				return usageError(err)
 			}
-			return c.withWeComStore(cmd.Context(), func(ctx context.Context, svc *app.Service) error {
-				return c.offboard(ctx, svc, numbers, app.OffboardOptions{Reason: reason, DryRun: dryRun})
-			})
+			return c.withDeps(cmd.Context(), func(ctx context.Context, d *deps) error {
+				return c.offboard(ctx, d.svc, numbers, app.OffboardOptions{Reason: reason, DryRun: dryRun})
+			}, withStore(), withWeCom())
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "the numbers: one per line, or a CSV with a \"number\" column")

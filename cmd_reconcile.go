@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/wecampus/wecampus/app"
 )
 
 func (c *cli) reconcileCmd() *cobra.Command {
@@ -21,8 +19,8 @@ func (c *cli) reconcileCmd() *cobra.Command {
 		Example: "  wecampus reconcile\n  wecampus reconcile --fix",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withWeComStore(cmd.Context(), func(ctx context.Context, svc *app.Service) error {
-				d, err := svc.Reconcile(ctx, fix)
+			return c.withDeps(cmd.Context(), func(ctx context.Context, deps *deps) error {
+				d, err := deps.svc.Reconcile(ctx, fix)
 				if err != nil {
 					return err
 				}
@@ -42,7 +40,7 @@ func (c *cli) reconcileCmd() *cobra.Command {
 				}
 				fmt.Fprintf(c.stdout, "drift: %d missing, %d unbound\n", len(d.Missing), len(d.Unbound))
 				return &exitError{code: exitDrift, err: errors.New("")} // the report above says why
-			})
+			}, withStore(), withWeCom())
 		},
 	}
 	cmd.Flags().BoolVar(&fix, "fix", false, "mark the bindings of members gone from WeCom unbound")

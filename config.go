@@ -4,16 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/netip"
-	"net/url"
+	"io/fs"
 	"os"
 	"reflect"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,9 +24,9 @@ const envPrefix = "WECAMPUS"
 // Config is config.yaml (CONTRACT.md §2 plus the keys documented in README.md). Every leaf key can
 // be overridden by the environment variable WECAMPUS_<PATH> with "_" for ".".
 //
-// To add a section, add a field with a mapstructure tag here, its defaults to
-// configDefaults, its checks to Validate, and its keys to config.yaml.example and README.md; the
-// env bindings are derived from this struct, and TestExampleDocumentsEveryKey catches omissions.
+// To add a section, add a field with a mapstructure tag here, its defaults to configDefaults, its
+// checks to config_validate.go, and its keys to config.yaml.example and README.md; the env
+// bindings are derived from this struct, and TestExampleDocumentsEveryKey catches omissions.
 type Config struct {
 	Server   ServerConfig   `mapstructure:"server"`
 	Database DatabaseConfig `mapstructure:"database"`
@@ -200,10 +194,16 @@ var configDefaults = map[string]any{
 	"sms.tencentcloud.region": "ap-guangzhou",
 }
 
-// configKeys lists every leaf key of Config ("server.addr", "identity.rules", ...), derived from
+// configField is one leaf key of Config and the Go type it decodes into.
+type configField struct {
+	key string
+	typ reflect.Type
+}
+
+// configFields lists every leaf key of Config ("server.addr", "identity.rules", ...), derived from
 // the mapstructure tags so that a new field is bound to its env variable automatically.
-func configKeys() []string {
-	var keys []string
+func configFields() []configField {
+	var fields []configField
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
 		for f := range t.Fields() {
@@ -216,10 +216,19 @@ func configKeys() []string {
 				walk(f.Type, key+".")
 				continue
 			}
-			keys = append(keys, key)
+			fields = append(fields, configField{key, f.Type})
 		}
 	}
 	walk(reflect.TypeFor[Config](), "")
+	return fields
+}
+
+// configKeys lists every leaf key of Config.
+func configKeys() []string {
+	var keys []string
+	for _, f := range configFields() {
+		keys = append(keys, f.key)
+	}
 	return keys
 }
 
@@ -229,17 +238,17 @@ func envName(key string) string {
 }
 
 // LoadConfig reads the YAML file at path (none when path is ""), applies the environment
-// overrides and defaults, and decodes strictly: unknown keys are errors. It does not validate;
-// call Validate.
+// overrides and defaults, decodes strictly and validates. It reports every problem at once, one
+// line each naming its key ("config: wecom.agent_id: ..."): unknown keys, values that do not
+// decode and failed checks alike. Unless the file cannot be read at all, it also returns what
+// it decoded, so that the caller can scrub the secrets it holds from later output.
 func LoadConfig(path string) (*Config, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	known := map[string]bool{}
 	for _, key := range configKeys() {
-		known[key] = true
 		// Unmarshal only sees keys viper already knows (spf13/viper#761): give every key a
 		// default or an explicit env binding.
 		if d, ok := configDefaults[key]; ok {
@@ -249,29 +258,11 @@ func LoadConfig(path string) (*Config, error) {
 		}
 	}
 	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w (set --config or WECAMPUS_CONFIG)", err)
-		}
-		defer f.Close()
-		if err := v.ReadConfig(f); err != nil {
-			return nil, fmt.Errorf("config: %s: %s", path, oneLine(err.Error()))
+		if err := readConfigFile(v, path); err != nil {
+			return nil, err
 		}
 	}
-	var unknown []string
-	for _, key := range v.AllKeys() {
-		if !known[key] && !isPrefixOfKnown(known, key) {
-			unknown = append(unknown, key)
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		errs := make([]error, len(unknown))
-		for i, key := range unknown {
-			errs[i] = fmt.Errorf("config: %s: unknown key", key)
-		}
-		return nil, errors.Join(errs...)
-	}
+	found := unknownKeys(v)
 	var cfg Config
 	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		secretHook,
@@ -280,36 +271,170 @@ func LoadConfig(path string) (*Config, error) {
 		mapstructure.StringToSliceHookFunc(","),
 	))
 	if err := v.UnmarshalExact(&cfg, hook); err != nil {
-		return nil, fmt.Errorf("config: %s", decodeMessage(err))
+		found = append(found, decodeProblems(err, v)...)
 	}
 	cfg.normalize()
-	return &cfg, nil
+	// A value that did not decode is left zero: its checks would only repeat the problem.
+	return &cfg, mergeProblems(found, cfg.problems()).err()
 }
 
-func isPrefixOfKnown(known map[string]bool, key string) bool {
-	for k := range known {
-		if strings.HasPrefix(k, key+".") {
-			return true
-		}
+// readConfigFile reads path into v; its errors say what to do about them.
+func readConfigFile(v *viper.Viper, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return openError(err)
 	}
-	return false
+	defer f.Close()
+	if err := v.ReadConfig(f); err != nil {
+		return fmt.Errorf("config: %s: %s", path, oneLine(err.Error()))
+	}
+	return nil
 }
 
-var quotedKey = regexp.MustCompile(`^'([^']+)' (.*)$`)
+// openError explains why the config file could not be opened.
+func openError(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("config: %w (name the file with --config or WECAMPUS_CONFIG)", err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("config: %w (the file exists but this user may not read it: check its owner and permissions)", err)
+	}
+	return fmt.Errorf("config: %w", err)
+}
 
-// decodeMessage turns mapstructure's multi-line report into one line per problem, each starting
-// with its key: "'wecom.agent_id' cannot parse ..." becomes "wecom.agent_id: cannot parse ...".
-func decodeMessage(err error) string {
-	s := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
-	var parts []string
-	for line := range strings.Lines(s) {
-		line = strings.TrimPrefix(strings.TrimSpace(line), "* ")
-		if line == "" {
+// unknownKeys reports the keys of the file (or the environment) that Config does not have,
+// suggesting the key that was probably meant. Their values are not echoed: a misspelt key may
+// hold a secret.
+func unknownKeys(v *viper.Viper) []problem {
+	known := configKeys()
+	var out []problem
+	for _, key := range v.AllKeys() {
+		if slices.Contains(known, key) || slices.ContainsFunc(known, func(k string) bool { return strings.HasPrefix(k, key+".") }) {
 			continue
 		}
-		parts = append(parts, quotedKey.ReplaceAllString(line, "$1: $2"))
+		msg := "unknown key"
+		if guess := closestKey(key, known); guess != "" {
+			msg += " (did you mean " + guess + "?)"
+		}
+		out = append(out, problem{key, msg})
 	}
-	return strings.Join(parts, "\nconfig: ")
+	return out
+}
+
+// closestKey returns the known key within two edits of key, or "".
+func closestKey(key string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// decodeProblems turns mapstructure's errors into one problem per key, each echoing the value
+// that did not decode (never a secret's).
+func decodeProblems(err error, v *viper.Viper) []problem {
+	types := map[string]reflect.Type{}
+	for _, f := range configFields() {
+		types[f.key] = f.typ
+	}
+	var out []problem
+	var walk func(err error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		de, ok := err.(*mapstructure.DecodeError)
+		if !ok {
+			if inner := errors.Unwrap(err); inner != nil {
+				walk(inner) // "decoding failed due to the following error(s)"
+			} else {
+				out = append(out, problem{"", oneLine(err.Error())})
+			}
+			return
+		}
+		inner := de.Unwrap()
+		if _, ok := inner.(interface{ Unwrap() []error }); ok {
+			walk(inner)
+			return
+		}
+		if _, ok := inner.(*mapstructure.DecodeError); ok {
+			walk(inner)
+			return
+		}
+		out = append(out, decodeProblem(de.Name(), inner, types[de.Name()], v)...)
+	}
+	walk(err)
+	return out
+}
+
+// decodeProblem describes why the value of key did not decode into typ (nil when key is inside
+// a list entry).
+func decodeProblem(key string, err error, typ reflect.Type, v *viper.Viper) []problem {
+	if rest, ok := strings.CutPrefix(err.Error(), "has invalid keys: "); ok {
+		// Keys inside list entries (identity.rules[0].dept); unknownKeys reports the others.
+		if !strings.Contains(key, "[") {
+			return nil
+		}
+		var out []problem
+		for _, k := range strings.Split(rest, ", ") {
+			out = append(out, problem{key + "." + k, "unknown key"})
+		}
+		return out
+	}
+	if typ == secretType {
+		return []problem{{key, "must be a single text value"}}
+	}
+	msg := err.Error()
+	switch {
+	case typ == reflect.TypeFor[time.Duration]():
+		msg = "must be a duration such as 30s, 5m or 1h"
+	case typ != nil && (typ.Kind() == reflect.Int || typ.Kind() == reflect.Int64):
+		msg = "must be a whole number"
+	case typ != nil && typ.Kind() == reflect.Bool:
+		msg = "must be true or false"
+	}
+	if typ != nil {
+		msg += fmt.Sprintf(" (got %s)", echo(v.Get(key)))
+	}
+	return []problem{{key, oneLine(msg)}}
+}
+
+// echo prints a value from the config the way its author wrote it.
+func echo(val any) string {
+	if s, ok := val.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	b, err := json.Marshal(val)
+	if err != nil {
+		return fmt.Sprint(val)
+	}
+	return string(b)
 }
 
 func oneLine(s string) string {
@@ -320,20 +445,6 @@ func oneLine(s string) string {
 		}
 	}
 	return strings.Join(parts, "; ")
-}
-
-var secretType = reflect.TypeFor[Secret]()
-
-// secretHook decodes any scalar (a token written as a YAML number, say) into a Secret.
-func secretHook(from, to reflect.Type, data any) (any, error) {
-	if to != secretType {
-		return data, nil
-	}
-	switch from.Kind() {
-	case reflect.String, reflect.Int, reflect.Int64, reflect.Float64, reflect.Bool, reflect.Uint64:
-		return Secret(fmt.Sprint(data)), nil
-	}
-	return data, nil
 }
 
 // jsonListHook lets a list of mappings (identity.rules) come from the environment as JSON:
@@ -373,413 +484,3 @@ func (c *Config) normalize() {
 	c.Database.Driver = strings.ToLower(strings.TrimSpace(c.Database.Driver))
 	c.WeCom.VerifyMode = strings.ToLower(strings.TrimSpace(c.WeCom.VerifyMode))
 }
-
-var aesKeyPattern = regexp.MustCompile(`^[A-Za-z0-9]{43}$`)
-
-// Validate checks every key and returns all problems at once, one line each, every line naming
-// its key ("config: wecom.callback_aes_key: ...").
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	required := func(key string, value string) bool {
-		if strings.TrimSpace(value) == "" {
-			bad(key, "required")
-			return false
-		}
-		return true
-	}
-	positive := func(key string, d time.Duration) {
-		if d <= 0 {
-			bad(key, "must be a positive duration such as 30s or 5m")
-		}
-	}
-
-	// server
-	if err := checkAddr(c.Server.Addr); err != nil {
-		bad("server.addr", "%v", err)
-	}
-	if required("server.base_url", c.Server.BaseURL) {
-		if err := checkOrigin(c.Server.BaseURL); err != nil {
-			bad("server.base_url", "%v", err)
-		}
-	}
-	if required("server.session_secret", string(c.Server.SessionSecret)) && len(c.Server.SessionSecret) < 32 {
-		bad("server.session_secret", "must be at least 32 bytes (got %d); generate one with: openssl rand -base64 32", len(c.Server.SessionSecret))
-	}
-	for i, p := range c.Server.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			if _, err := netip.ParseAddr(p); err != nil {
-				bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an IP address nor a CIDR range", p)
-			}
-		}
-	}
-	positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
-
-	// database
-	switch c.Database.Driver {
-	case "mysql", "sqlite":
-	default:
-		bad("database.driver", "must be mysql or sqlite (got %q)", c.Database.Driver)
-	}
-	required("database.dsn", string(c.Database.DSN))
-
-	// log
-	if _, err := parseLevel(c.Log.Level); err != nil {
-		bad("log.level", "%v", err)
-	}
-	if c.Log.Format != "json" && c.Log.Format != "text" {
-		bad("log.format", "must be json or text (got %q)", c.Log.Format)
-	}
-
-	// wecom
-	if required("wecom.corp_id", c.WeCom.CorpID) && strings.ContainsAny(c.WeCom.CorpID, " \t/?&#") {
-		bad("wecom.corp_id", "contains characters a CorpID never has")
-	}
-	if c.WeCom.AgentID <= 0 {
-		bad("wecom.agent_id", "required: the AgentId of the 微校园助手 app (a positive number)")
-	}
-	required("wecom.app_secret", string(c.WeCom.AppSecret))
-	required("wecom.contacts_secret", string(c.WeCom.ContactsSecret))
-	required("wecom.callback_token", string(c.WeCom.CallbackToken))
-	if required("wecom.callback_aes_key", string(c.WeCom.CallbackAESKey)) {
-		checkAESKey("wecom.callback_aes_key", c.WeCom.CallbackAESKey, bad)
-	}
-	switch {
-	case c.WeCom.ContactsCallbackToken != "" && c.WeCom.ContactsCallbackAESKey == "":
-		bad("wecom.contacts_callback_aes_key", "required when wecom.contacts_callback_token is set (set both or neither)")
-	case c.WeCom.ContactsCallbackToken == "" && c.WeCom.ContactsCallbackAESKey != "":
-		bad("wecom.contacts_callback_token", "required when wecom.contacts_callback_aes_key is set (set both or neither)")
-	}
-	if c.WeCom.ContactsCallbackAESKey != "" {
-		checkAESKey("wecom.contacts_callback_aes_key", c.WeCom.ContactsCallbackAESKey, bad)
-	}
-	positive("wecom.callback_max_age", c.WeCom.CallbackMaxAge)
-	if err := checkAbsURL(c.WeCom.APIBase); err != nil {
-		bad("wecom.api_base", "%v", err)
-	}
-	if err := checkAbsURL(c.WeCom.OAuthBase); err != nil {
-		bad("wecom.oauth_base", "%v", err)
-	}
-	if c.WeCom.VerifyMode != "tfa" && c.WeCom.VerifyMode != "authsucc" {
-		bad("wecom.verify_mode", "must be tfa or authsucc (got %q)", c.WeCom.VerifyMode)
-	}
-	positive("wecom.timeout", c.WeCom.Timeout)
-	required("wecom.help_key", c.WeCom.HelpKey)
-	if c.WeCom.JoinQRCodeURL != "" {
-		if err := checkAbsURL(c.WeCom.JoinQRCodeURL); err != nil {
-			bad("wecom.join_qrcode_url", "%v", err)
-		}
-	}
-
-	// cas
-	if required("cas.base_url", c.CAS.BaseURL) {
-		if err := checkAbsURL(c.CAS.BaseURL); err != nil {
-			bad("cas.base_url", "%v", err)
-		}
-	}
-	if c.CAS.Protocol != 2 && c.CAS.Protocol != 3 {
-		bad("cas.protocol", "must be 2 or 3 (got %d)", c.CAS.Protocol)
-	}
-	required("cas.attributes.name", c.CAS.Attributes.Name)
-	required("cas.attributes.type", c.CAS.Attributes.Type)
-	positive("cas.timeout", c.CAS.Timeout)
-
-	// identity: app owns the rules; its errors already name the key.
-	if _, err := c.IdentityPolicy(); err != nil {
-		errs = append(errs, fmt.Errorf("config: %s", oneLine(err.Error())))
-	}
-
-	// sms
-	switch c.SMS.Provider {
-	case "log":
-	case "http":
-		if required("sms.http.url", c.SMS.HTTP.URL) {
-			if err := checkAbsURL(c.SMS.HTTP.URL); err != nil {
-				bad("sms.http.url", "%v", err)
-			}
-		}
-		required("sms.http.token", string(c.SMS.HTTP.Token))
-	case "tencentcloud":
-		t := c.SMS.TencentCloud
-		required("sms.tencentcloud.secret_id", string(t.SecretID))
-		required("sms.tencentcloud.secret_key", string(t.SecretKey))
-		required("sms.tencentcloud.region", t.Region)
-		required("sms.tencentcloud.sdk_app_id", t.SDKAppID)
-		required("sms.tencentcloud.sign_name", t.SignName)
-		required("sms.tencentcloud.template_id", t.TemplateID)
-		if strings.Contains(t.Endpoint, "://") {
-			if err := checkAbsURL(t.Endpoint); err != nil {
-				bad("sms.tencentcloud.endpoint", "%v", err)
-			}
-		} else if strings.ContainsAny(t.Endpoint, "/ ") {
-			bad("sms.tencentcloud.endpoint", "must be a host name such as sms.tencentcloudapi.com")
-		}
-	default:
-		bad("sms.provider", "must be log, http or tencentcloud (got %q)", c.SMS.Provider)
-	}
-	positive("sms.code_ttl", c.SMS.CodeTTL)
-	positive("sms.cooldown", c.SMS.Cooldown)
-	positive("sms.ip_window", c.SMS.IPWindow)
-	for key, n := range map[string]int{"sms.daily_limit": c.SMS.DailyLimit, "sms.max_attempts": c.SMS.MaxAttempts, "sms.ip_limit": c.SMS.IPLimit} {
-		if n <= 0 {
-			bad(key, "must be a positive number (got %d)", n)
-		}
-	}
-
-	// menu: app checks WeCom's limits; its errors name the entry (menu[2].sub_button[0].name).
-	if _, err := c.AppMenu(); err != nil {
-		errs = append(errs, fmt.Errorf("config: %s", oneLine(err.Error())))
-	}
-
-	for _, key := range c.placeholders() {
-		bad(key, "still holds the placeholder value from config.yaml.example: fill it in")
-	}
-
-	slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
-}
-
-// placeholders lists the keys whose value still contains config.yaml.example's REPLACE-ME marker.
-func (c *Config) placeholders() []string {
-	var keys []string
-	var walk func(v reflect.Value, prefix string)
-	walk = func(v reflect.Value, prefix string) {
-		for i := range v.NumField() {
-			tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("mapstructure"), ",")
-			f := v.Field(i)
-			switch f.Kind() {
-			case reflect.Struct:
-				walk(f, prefix+tag+".")
-			case reflect.String:
-				if u := strings.ToUpper(f.String()); strings.Contains(u, "REPLACE-ME") || strings.Contains(u, "REPLACEME") {
-					keys = append(keys, prefix+tag)
-				}
-			}
-		}
-	}
-	walk(reflect.ValueOf(*c), "")
-	return keys
-}
-
-// CheckServe holds the checks that apply to a running service only: the log SMS provider writes
-// codes into the log and is for trials, so it needs an explicit sms.allow_log.
-func (c *Config) CheckServe() error {
-	if c.SMS.Provider == "log" && !c.SMS.AllowLog {
-		return errors.New("config: sms.provider: \"log\" writes verification codes into the log; use http or tencentcloud, or set sms.allow_log: true for a trial")
-	}
-	return nil
-}
-
-// IdentityPolicy compiles identity.userid and identity.rules.
-func (c *Config) IdentityPolicy() (*app.IdentityPolicy, error) {
-	rules := make([]app.IdentityRuleConfig, len(c.Identity.Rules))
-	for i, r := range c.Identity.Rules {
-		rules[i] = app.IdentityRuleConfig{Type: r.Type, Number: r.Number, Department: r.Department, Label: r.Label}
-	}
-	return app.NewIdentityPolicy(c.Identity.UserID, rules)
-}
-
-// menuCheckOrigin stands in for server.base_url when resolving the menu's relative URLs while
-// base_url itself is invalid, so that one mistake is reported once, under its own key.
-const menuCheckOrigin = "https://base-url.invalid"
-
-// AppMenu returns the app menu to write: menu: with its relative URLs resolved against
-// server.base_url, or app.DefaultMenu when menu: is empty (its help button then carries
-// wecom.help_key). It checks WeCom's limits, and that every click button carries wecom.help_key:
-// the service answers no other click (CONTRACT §5), so any other key would be a dead button.
-func (c *Config) AppMenu() ([]app.MenuButton, error) {
-	var buttons []app.MenuButton
-	if len(c.Menu) == 0 {
-		buttons = app.DefaultMenu()
-		if c.WeCom.HelpKey != "" { // else wecom.help_key reports itself
-			setHelpKey(buttons, c.WeCom.HelpKey)
-		}
-	} else {
-		for _, b := range c.Menu {
-			buttons = append(buttons, b.toApp())
-		}
-	}
-	base := c.Server.BaseURL
-	if checkOrigin(base) != nil {
-		base = menuCheckOrigin
-	}
-	menu, err := app.BuildMenu(base, buttons)
-	if err != nil {
-		return nil, err
-	}
-	if c.WeCom.HelpKey == "" {
-		return menu, nil
-	}
-	for i, b := range menu {
-		if err := checkClickKey(fmt.Sprintf("menu[%d]", i), b, c.WeCom.HelpKey); err != nil {
-			return nil, err
-		}
-		for j, sb := range b.SubButton {
-			if err := checkClickKey(fmt.Sprintf("menu[%d].sub_button[%d]", i, j), sb, c.WeCom.HelpKey); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return menu, nil
-}
-
-// setHelpKey gives the click buttons of the default menu the configured help key.
-func setHelpKey(buttons []app.MenuButton, key string) {
-	for i := range buttons {
-		if buttons[i].Type == "click" {
-			buttons[i].Key = key
-		}
-		setHelpKey(buttons[i].SubButton, key)
-	}
-}
-
-func checkClickKey(path string, b app.MenuButton, helpKey string) error {
-	if b.Type == "click" && b.Key != helpKey {
-		return fmt.Errorf("%s.key: %q is not answered by wecampus: a click button must use wecom.help_key (%q); use a view button for a link", path, b.Key, helpKey)
-	}
-	return nil
-}
-
-// Secrets returns every non-empty secret value, so that output can be scrubbed of them.
-func (c *Config) Secrets() []string {
-	var out []string
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		switch {
-		case v.Type() == secretType:
-			if s := v.String(); s != "" {
-				out = append(out, s)
-				out = append(out, dsnPassword(s)...)
-			}
-		case v.Kind() == reflect.Struct:
-			for i := range v.NumField() {
-				walk(v.Field(i))
-			}
-		}
-	}
-	walk(reflect.ValueOf(*c))
-	return out
-}
-
-// dsnPassword extracts the password of a user:password@... DSN, so that it is scrubbed even when
-// a driver error quotes it alone.
-func dsnPassword(dsn string) []string {
-	at := strings.LastIndex(dsn, "@")
-	if at < 0 {
-		return nil
-	}
-	userinfo := dsn[:at]
-	if i := strings.Index(userinfo, "://"); i >= 0 {
-		userinfo = userinfo[i+3:]
-	}
-	if _, pw, ok := strings.Cut(userinfo, ":"); ok && len(pw) >= 3 {
-		return []string{pw}
-	}
-	return nil
-}
-
-func checkAESKey(key string, v Secret, bad func(key, format string, args ...any)) {
-	if !aesKeyPattern.MatchString(string(v)) {
-		bad(key, "must be exactly 43 letters and digits, as shown by the WeCom admin console (got %d characters)", len(v))
-	}
-}
-
-// checkOrigin accepts an absolute http(s) URL without path, query or fragment.
-func checkOrigin(s string) error {
-	u, err := checkURL(s)
-	if err != nil {
-		return err
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("must be an origin such as https://wecampus.example.edu.cn, without path or query (got %q)", s)
-	}
-	return nil
-}
-
-func checkAbsURL(s string) error {
-	_, err := checkURL(s)
-	return err
-}
-
-func checkURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("must be an absolute http(s) URL (got %q)", s)
-	}
-	return u, nil
-}
-
-func checkAddr(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("must be host:port or :port (got %q)", addr)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("invalid port in %q", addr)
-	}
-	if host != "" && strings.ContainsAny(host, " /") {
-		return fmt.Errorf("invalid host in %q", addr)
-	}
-	return nil
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	switch s {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info", "":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("must be debug, info, warn or error (got %q)", s)
-}
-
-// newLogger builds the process logger from log:, masking mobile numbers through app's handler
-// (names are masked where they are logged, with app.MaskName).
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
-	level, err := parseLevel(c.Level)
-	if err != nil {
-		level = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
-	if c.Format == "text" {
-		h = slog.NewTextHandler(w, opts)
-	} else {
-		h = slog.NewJSONHandler(w, opts)
-	}
-	return slog.New(app.NewMaskingHandler(h))
-}
-
-// redacted is what a Secret prints as, whatever the verb or encoder.
-const redacted = "<redacted>"
-
-// Secret is a configuration value that must never be printed: fmt verbs, slog, JSON and text
-// encoders all see "<redacted>". Use Reveal where the value itself is needed.
-type Secret string
-
-// Reveal returns the secret value.
-func (s Secret) Reveal() string { return string(s) }
-
-// String returns "<redacted>".
-func (s Secret) String() string { return redacted }
-
-// GoString returns "<redacted>" for %#v.
-func (s Secret) GoString() string { return redacted }
-
-// Format prints "<redacted>" for every fmt verb.
-func (s Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted) }
-
-// LogValue makes slog print "<redacted>".
-func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
-
-// MarshalJSON encodes "<redacted>".
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(redacted) }
-
-// MarshalText encodes "<redacted>" (YAML, TOML and other text encoders).
-func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }

@@ -102,8 +102,11 @@ func TestMenuInvalid(t *testing.T) {
 		{"ClickWithoutKey", []any{map[string]any{"type": "click", "name": "帮助"}}, "config: menu[0].key: required"},
 		{"LongKey", []any{map[string]any{"type": "scancode_push", "name": "扫码", "key": strings.Repeat("k", 129)}}, "config: menu[0].key: at most 128 bytes"},
 		{"ClickOtherKey", []any{view("a", "/a"), parent("我的", click("状态", "MY_STATUS"))}, "config: menu[1].sub_button[0].key: \"MY_STATUS\" is not answered"},
-		{"UnknownField", []any{map[string]any{"type": "view", "name": "a", "link": "/a"}}, "link"},
-		{"NotAList", map[string]any{"button": []any{view("a", "/a")}}, "config: menu[0]: has invalid keys: button"},
+		// An unknown field is reported with what its absence leaves wrong, all at once.
+		{"UnknownField", []any{map[string]any{"type": "view", "name": "a", "link": "/a"}},
+			"config: menu[0].link: unknown key\nconfig: menu[0].url: a view button needs"},
+		{"NotAList", map[string]any{"button": []any{view("a", "/a")}},
+			"config: menu[0].button: unknown key\nconfig: menu[0].name: required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,8 +119,9 @@ func TestMenuInvalid(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
 			}
-			if lines := strings.Split(err.Error(), "\n"); len(lines) != 1 {
-				t.Errorf("%d lines, want one:\n%s", len(lines), err)
+			want := strings.Count(tt.want, "\n") + 1
+			if lines := strings.Split(err.Error(), "\n"); len(lines) != want {
+				t.Errorf("%d lines, want %d:\n%s", len(lines), want, err)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -399,7 +400,68 @@ func TestConfigEnvOnly(t *testing.T) {
 
 func TestConfigMissingFile(t *testing.T) {
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
-	if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
+	if err == nil || !strings.Contains(err.Error(), "nope.yaml") || !strings.Contains(err.Error(), "--config") {
+		t.Errorf("err = %v, want the path and the hint to name the file with --config", err)
+	}
+}
+
+// TestConfigUnreadableFile: a file that exists but cannot be read is not a missing file: the
+// hint is about its permissions, not about --config.
+func TestConfigUnreadableFile(t *testing.T) {
+	err := openError(&fs.PathError{Op: "open", Path: "/etc/wecampus/config.yaml", Err: fs.ErrPermission})
+	if msg := err.Error(); !strings.Contains(msg, "permission denied") || !strings.Contains(msg, "permissions") || strings.Contains(msg, "--config") {
+		t.Errorf("permission error = %q, want a hint about owner and permissions", msg)
+	}
+	if os.Geteuid() == 0 {
+		return // root reads any file: the real thing cannot be staged
+	}
+	path := writeConfig(t, baseConfig(t))
+	if err := os.Chmod(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "permissions") {
+		t.Errorf("unreadable file: err = %v", err)
+	}
+}
+
+// TestConfigReportsEverythingAtOnce: values that do not decode, unknown keys and failed checks
+// are reported together, each on its own line naming the key and echoing the bad value; a key
+// whose value did not decode is not reported again by its checks.
+func TestConfigReportsEverythingAtOnce(t *testing.T) {
+	tree := baseConfig(t)
+	setKey(t, tree, "server.shutdown_timeout", "15 seconds")
+	setKey(t, tree, "server.colour", "blue")
+	setKey(t, tree, "wecom.agentid", 7)
+	setKey(t, tree, "wecom.agent_id", -5)
+	setKey(t, tree, "cas.protocol", "three")
+	setKey(t, tree, "sms.allow_log", "maybe")
+	setKey(t, tree, "identity.rules.0.dept", 4)
+	setKey(t, tree, "server.base_url", "wecampus.example.edu.cn")
+	err := loadAndValidate(writeConfig(t, tree))
+	if err == nil {
+		t.Fatal("passed")
+	}
+	want := []string{
+		`config: cas.protocol: must be a whole number (got "three")`,
+		`config: identity.rules[0].dept: unknown key`,
+		`config: server.base_url: must be an absolute http(s) URL (got "wecampus.example.edu.cn")`,
+		`config: server.colour: unknown key`,
+		`config: server.shutdown_timeout: must be a duration such as 30s, 5m or 1h (got "15 seconds")`,
+		`config: sms.allow_log: must be true or false (got "maybe")`,
+		`config: wecom.agent_id: must be a positive integer, the AgentId of the app (got -5)`,
+		`config: wecom.agentid: unknown key (did you mean wecom.agent_id?)`,
+	}
+	if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+// TestConfigDecodeErrorHidesSecret: a secret that does not decode is reported without its value.
+func TestConfigDecodeErrorHidesSecret(t *testing.T) {
+	tree := baseConfig(t)
+	setKey(t, tree, "wecom.app_secret", []any{testAppSecret, "x"})
+	err := loadAndValidate(writeConfig(t, tree))
+	if err == nil || err.Error() != "config: wecom.app_secret: must be a single text value" {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -483,8 +545,13 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	// Loading the example as-is must succeed (strict decode) and validation may complain only
 	// about the placeholder secrets.
 	cfg, err := LoadConfig("config.yaml.example")
-	if err != nil {
-		t.Fatalf("load example: %v", err)
+	if err == nil {
+		t.Fatal("the example's placeholders passed validation")
+	}
+	for line := range strings.Lines(err.Error()) {
+		if !strings.Contains(line, "still holds the placeholder") {
+			t.Errorf("load example: %s", strings.TrimSpace(line))
+		}
 	}
 	if _, err := cfg.IdentityPolicy(); err != nil {
 		t.Errorf("example identity: %v", err)

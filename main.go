@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -125,14 +124,12 @@ func (c *cli) rootCmd() *cobra.Command {
 	return root
 }
 
-// loadConfig reads and validates the config named by --config.
+// loadConfig reads and validates the config named by --config. It keeps what it decoded even
+// when it is invalid, so that the secrets it holds are scrubbed from the error output.
 func (c *cli) loadConfig() (*Config, error) {
 	cfg, err := LoadConfig(c.configPath)
-	if err != nil {
-		return nil, err
-	}
 	c.cfg = cfg
-	if err := cfg.Validate(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -143,44 +140,23 @@ func (c *cli) logger(cfg *Config) *slog.Logger {
 	return newLogger(cfg.Log, c.stderr)
 }
 
-// scrub replaces every configured secret in s: driver and upstream errors may quote them.
-// It makes one pass, longest match first, so that a short secret is never found inside an
-// earlier "<redacted>" or inside a longer secret, and the config key names a message cites stay
-// readable even when a secret happens to be part of one (a token "token" in
-// wecom.callback_token).
-func (c *cli) scrub(s string) string {
-	if c.cfg == nil {
-		return s
+// withDeps loads the config, builds the service with the parts opts ask for, runs fn and
+// releases what was built.
+func (c *cli) withDeps(ctx context.Context, fn func(context.Context, *deps) error, opts ...buildOption) error {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
 	}
-	type pair struct{ old, new string }
-	var pairs []pair
-	for _, k := range configKeys() {
-		pairs = append(pairs, pair{k, k})
+	d, err := build(ctx, cfg, c.logger(cfg), opts...)
+	if err != nil {
+		return err
 	}
-	for _, secret := range c.cfg.Secrets() {
-		pairs = append(pairs, pair{secret, redacted})
-	}
-	// A secret that equals a key name is still redacted: it sorts before the key.
-	slices.SortStableFunc(pairs, func(a, b pair) int {
-		if d := len(b.old) - len(a.old); d != 0 {
-			return d
-		}
-		switch {
-		case a.new == b.new:
-			return 0
-		case a.new == redacted:
-			return -1
-		case b.new == redacted:
-			return 1
-		}
-		return 0
-	})
-	args := make([]string, 0, 2*len(pairs))
-	for _, p := range pairs {
-		args = append(args, p.old, p.new)
-	}
-	return strings.NewReplacer(args...).Replace(s)
+	defer d.close()
+	return fn(ctx, d)
 }
+
+// scrub replaces every configured secret in s (see Config.Scrub).
+func (c *cli) scrub(s string) string { return c.cfg.Scrub(s) }
 
 // exactArgs is cobra.ExactArgs with a usage exit code.
 func exactArgs(n int) cobra.PositionalArgs {

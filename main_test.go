@@ -136,8 +136,12 @@ func TestConfigCheckInvalidConfig(t *testing.T) {
 	if r.code == 0 {
 		t.Fatal("exit 0 with a 42-character aes key")
 	}
-	if want := "FAIL config: wecom.callback_aes_key: "; !strings.HasPrefix(r.stdout, want) {
-		t.Errorf("stdout = %q, want it to start with %q", r.stdout, want)
+	// One line for the check on stdout; the problem itself on stderr, as for every command.
+	if want := "FAIL config: 1 problem(s), listed on stderr\n"; r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+	if want := "config: wecom.callback_aes_key: "; !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("stderr = %q, want one line starting with %q", r.stderr, want)
 	}
 	if sim.wecom.CallCount("gettoken") != 0 {
 		t.Error("probes ran although the config is invalid")
@@ -200,7 +204,7 @@ func TestUnknownKeyRefused(t *testing.T) {
 	tree := baseConfig(t)
 	setKey(t, tree, "wecom.agentid", 1000002)
 	r := runCLI(t, "--config", writeConfig(t, tree), "serve")
-	if r.code == 0 || strings.TrimSpace(r.stderr) != "config: wecom.agentid: unknown key" {
+	if r.code == 0 || strings.TrimSpace(r.stderr) != "config: wecom.agentid: unknown key (did you mean wecom.agent_id?)" {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
