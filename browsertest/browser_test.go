@@ -1,15 +1,8 @@
-package main
-
-// Browser tests: a headless Chromium at a phone's viewport clicks through the demo world (the
-// real service, the WeCom and CAS simulators, the console) and asserts what a member sees. Every
-// screen is saved as a PNG in the screenshot folder (env WECAMPUS_SCREENSHOTS, default
-// $TMPDIR/wecampus-screenshots). Without a browser the tests skip, except under CI=true, where
-// they are mandatory (.ci/run installs Debian's chromium).
+package browsertest
 
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,43 +50,18 @@ func screenshotDir() string {
 	return filepath.Join(os.TempDir(), "wecampus-screenshots")
 }
 
-// runDemo starts the demo world in-process on a free loopback port; it stops with the test.
-func runDemo(t *testing.T) *demoWorld {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
-	d, err := startDemo(ctx, "127.0.0.1:0", &logs)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	c := &cli{stdout: io.Discard, stderr: &logs}
-	served := make(chan error, 1)
-	go func() { served <- c.serveOn(ctx, d.cfg, d.log, d.ln, d.handler, d.deps.svc, true) }()
-	t.Cleanup(func() {
-		cancel()
-		d.console.Close()
-		if err := <-served; err != nil {
-			t.Errorf("demo server: %v", err)
-		}
-		d.close()
-		if t.Failed() {
-			t.Logf("demo log:\n%s", logs.String())
-		}
-	})
-	return d
-}
-
-// browser is one headless Chromium tab on the demo.
+// browser is one headless Chromium tab on a demo of its own.
 type browser struct {
 	t    *testing.T
 	ctx  context.Context
-	d    *demoWorld
+	d    *demo
 	dir  string
 	shot int
 }
 
-func newBrowser(t *testing.T, d *demoWorld) *browser {
+// newBrowser starts a demo and a browser on it; without a browser the test skips (fails under
+// CI=true) before anything starts.
+func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	path := findBrowser()
 	if path == "" {
@@ -102,6 +70,7 @@ func newBrowser(t *testing.T, d *demoWorld) *browser {
 		}
 		t.Skip("no Chromium found (install Debian's chromium package or set WECAMPUS_CHROMIUM)")
 	}
+	d := runDemo(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
@@ -243,11 +212,11 @@ func (b *browser) location() string {
 	return u
 }
 
-// smsCode reads the last code the log SMS provider "sent" to mobile.
+// smsCode reads the last code the log SMS provider "sent" to mobile, from the console.
 func (b *browser) smsCode(mobile string) string {
 	b.t.Helper()
-	code, ok := b.d.sms.Last(mobile)
-	if !ok || !regexp.MustCompile(`^[0-9]{6}$`).MatchString(code) {
+	code := b.d.smsCode(b.t, mobile)
+	if !regexp.MustCompile(`^[0-9]{6}$`).MatchString(code) {
 		b.t.Fatalf("no SMS code was sent to %s (got %q)", app.MaskMobile(mobile), code)
 	}
 	return code
@@ -294,49 +263,36 @@ func (b *browser) join(userID string) {
 	b.waitWelcome(userID, 1)
 }
 
-// waitWelcome waits until userID has n app messages, and checks it gets no more.
+// waitWelcome waits until userID has n welcome messages, and checks it gets no more: the change
+// events of userID are delivered, and the outbox (woken by each of them) had time to send
+// another.
 func (b *browser) waitWelcome(userID string, n int) {
 	b.t.Helper()
-	count := func() int {
-		k := 0
-		for _, m := range b.d.sim.Messages() {
-			if m.ToUser == userID && strings.Contains(m.Content, "欢迎加入") {
-				k++
-			}
-		}
-		return k
-	}
 	deadline := time.Now().Add(10 * time.Second)
-	for count() < n {
+	for b.d.welcomes(b.t, userID) < n {
 		if time.Now().After(deadline) {
-			b.t.Fatalf("%s got %d welcome messages, want %d", userID, count(), n)
+			b.t.Fatalf("%s got %d welcome messages, want %d", userID, b.d.welcomes(b.t, userID), n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.d.console.WaitDelivered(userID, 3*time.Second)
-	time.Sleep(300 * time.Millisecond) // a second activation (the change_contact callback) would queue another
-	if _, err := b.d.deps.svc.DeliverOutbox(b.ctx); err != nil {
-		b.t.Fatal(err)
-	}
-	if got := count(); got != n {
+	b.d.waitDelivered(b.t, userID, 3*time.Second)
+	time.Sleep(500 * time.Millisecond) // a second activation (the change_contact callback) would send another
+	if got := b.d.welcomes(b.t, userID); got != n {
 		b.t.Errorf("%s got %d welcome messages, want exactly %d", userID, got, n)
 	}
 }
 
-func (b *browser) binding(number string) *app.Binding {
+// binding is the binding of number, read with `wecampus binding get --json`.
+func (b *browser) binding(number string) *bindingJSON {
 	b.t.Helper()
-	bd, err := b.d.deps.svc.FindBinding(context.Background(), number)
-	if err != nil {
-		b.t.Fatalf("binding of %s: %v", number, err)
-	}
-	return bd
+	return b.d.binding(b.t, number)
 }
 
 // TestBrowserBind: console, bind (CAS form typed, mobile, follow page), join WeCom from the
 // console, the member's own binding through the menu (OAuth), an alumnus refused.
 func TestBrowserBind(t *testing.T) {
-	d := runDemo(t)
-	b := newBrowser(t, d)
+	b := newBrowser(t)
+	d := b.d
 
 	b.open("/demo", 200)
 	b.sees("console", []string{"演示控制台", "测试身份", "2021000101", "demo123", "应用菜单"})
@@ -390,8 +346,8 @@ func TestBrowserBind(t *testing.T) {
 // TestBrowserVerify: a member whose WeChat mobile differs verifies: the tfa redirect, the mobile
 // (a wrong one first), the SMS code from the log provider, success; one welcome message.
 func TestBrowserVerify(t *testing.T) {
-	d := runDemo(t)
-	b := newBrowser(t, d)
+	b := newBrowser(t)
+	d := b.d
 	b.bind("2021000102", "李四", "学生", "13800000102")
 	b.selectIdentity("2021000102", "李四")
 
@@ -420,8 +376,8 @@ func TestBrowserVerify(t *testing.T) {
 	if bd := b.binding("2021000102"); bd.Status != app.StatusActive {
 		t.Errorf("binding after verification: %s, want active", bd.Status)
 	}
-	if m, ok := d.sim.Member("2021000102"); !ok || m.Status != 1 {
-		t.Errorf("WeCom member after verification: %+v", m)
+	if m := d.member(t, "2021000102"); m != "已加入" {
+		t.Errorf("WeCom member after verification: %q, want 已加入", m)
 	}
 	b.waitWelcome("2021000102", 1)
 }
@@ -429,8 +385,8 @@ func TestBrowserVerify(t *testing.T) {
 // TestBrowserUnbind: the menu's 解除绑定 (OAuth), the binding shown masked, the SMS code, the
 // success page with the way back to /bind.
 func TestBrowserUnbind(t *testing.T) {
-	d := runDemo(t)
-	b := newBrowser(t, d)
+	b := newBrowser(t)
+	d := b.d
 	b.bind("2021000103", "王芳", "学生", "13800000103")
 	b.join("2021000103")
 	b.selectIdentity("2021000103", "王芳")
@@ -462,8 +418,8 @@ func TestBrowserUnbind(t *testing.T) {
 	if bd := b.binding("2021000103"); bd.Status != app.StatusUnbound {
 		t.Errorf("binding after unbind: %s, want unbound", bd.Status)
 	}
-	if _, ok := d.sim.Member("2021000103"); ok {
-		t.Error("the WeCom member still exists after unbind")
+	if m := d.member(t, "2021000103"); m != "" {
+		t.Errorf("the WeCom member still exists after unbind (%s)", m)
 	}
 
 	// Back through the menu: no binding any more.
@@ -479,8 +435,8 @@ func TestBrowserUnbind(t *testing.T) {
 // TestBrowserRebind: 换绑 — the same person (same name) with a new number and the same mobile:
 // the 409 page offers the switch, the SMS code, the follow page for the new number.
 func TestBrowserRebind(t *testing.T) {
-	d := runDemo(t)
-	b := newBrowser(t, d)
+	b := newBrowser(t)
+	d := b.d
 	b.bind("2020000401", "刘洋", "学生", "13600000401")
 	b.join("2020000401")
 
@@ -509,11 +465,11 @@ func TestBrowserRebind(t *testing.T) {
 	if nb := b.binding("2024000401"); !nb.Status.Live() || nb.Mobile != "13600000401" {
 		t.Errorf("new binding: %+v", nb)
 	}
-	if _, ok := d.sim.Member("2020000401"); ok {
-		t.Error("the old WeCom member still exists after 换绑")
+	if m := d.member(t, "2020000401"); m != "" {
+		t.Errorf("the old WeCom member still exists after 换绑 (%s)", m)
 	}
-	if m, ok := d.sim.Member("2024000401"); !ok || m.Mobile != "13600000401" {
-		t.Errorf("new WeCom member: %+v, %v", m, ok)
+	if m := d.member(t, "2024000401"); m == "" {
+		t.Error("no WeCom member for the new number after 换绑")
 	}
 	b.open("/demo", 200)
 	b.sees("console after migrate", []string{"已换绑"})
