@@ -7,15 +7,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/cas/castest"
@@ -476,13 +480,19 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
-// TestConfigCheckMySQL probes a real MySQL/MariaDB (TEST_MYSQL_DSN); it only pings, so it does not
-// disturb the store's suite running on the same database.
+// TestConfigCheckMySQL probes a real MySQL/MariaDB (TEST_MYSQL_DSN); it only pings the server
+// (the DSN's database need not exist), so it disturbs nothing.
 func TestConfigCheckMySQL(t *testing.T) {
 	dsn := os.Getenv("TEST_MYSQL_DSN")
 	if dsn == "" {
 		t.Skip("TEST_MYSQL_DSN not set")
 	}
+	mc, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("TEST_MYSQL_DSN: %v", err)
+	}
+	mc.DBName = ""
+	dsn = mc.FormatDSN()
 	sim := newSimulated(t)
 	setKey(t, sim.tree, "database.driver", "mysql")
 	setKey(t, sim.tree, "database.dsn", dsn)
@@ -505,5 +515,34 @@ func TestConfigCheckMySQL(t *testing.T) {
 	}
 	if strings.Contains(r.stdout+r.stderr, pw) {
 		t.Errorf("password printed:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+// TestReadmeMetricsExist: every metric the README names is registered somewhere in the code.
+func TestReadmeMetricsExist(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code strings.Builder
+	err = filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		code.Write(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`wecampus_[a-z_]+_(?:total|seconds)`).FindAllString(string(readme), -1)
+	if len(names) == 0 {
+		t.Fatal("the README names no metric")
+	}
+	for _, name := range names {
+		if !strings.Contains(code.String(), `"`+name+`"`) {
+			t.Errorf("the README names the metric %s, which no code registers", name)
+		}
 	}
 }

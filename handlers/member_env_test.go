@@ -51,16 +51,18 @@ func freshMySQL(tb testing.TB) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "wecampus_h_" + hex.EncodeToString(b)
-	admin, err := sql.Open("mysql", dsn)
+	cfg.DBName = "" // the server, not the DSN's database: that one need not exist
+	server := cfg.FormatDSN()
+	admin, err := sql.Open("mysql", server)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer admin.Close()
 	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
-		tb.Fatalf("create database: %v", err)
+		tb.Fatalf("create database (TEST_MYSQL_DSN's user needs CREATE and DROP rights): %v", err)
 	}
 	tb.Cleanup(func() {
-		if db, err := sql.Open("mysql", dsn); err == nil {
+		if db, err := sql.Open("mysql", server); err == nil {
 			_, _ = db.Exec("DROP DATABASE " + name)
 			_ = db.Close()
 		}

@@ -100,7 +100,7 @@ func mustCreateMySQLDatabase(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("TEST_MYSQL_DSN: %v", err)
 	}
-	cfg.DBName = ""
+	cfg.DBName = "" // the server, not the DSN's database: that one need not exist
 	server, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
 		tb.Fatal(err)
@@ -111,7 +111,7 @@ func mustCreateMySQLDatabase(tb testing.TB) string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	name := "wecampus_test_" + hex.EncodeToString(b[:])
 	if _, err := server.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
-		tb.Fatalf("create database: %v", err)
+		tb.Fatalf("create database (TEST_MYSQL_DSN's user needs CREATE and DROP rights): %v", err)
 	}
 	// Registered before Open's cleanup, so it runs after the store is closed.
 	tb.Cleanup(func() {
