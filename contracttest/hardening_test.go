@@ -77,9 +77,9 @@ func TestContractMore(t *testing.T) {
 		p := w.newPerson("沈十四", "student")
 		c := w.client(t)
 		c.get("/bind")
-		r := c.do(http.MethodGet, "/bind/login", nil)
+		ctWant(t, c.do(http.MethodGet, "/bind/login", nil), http.StatusFound)
 		ticket := w.cas.IssueTicket(p.number, w.base+"/bind/cas")
-		r = c.do(http.MethodGet, "/bind/cas?ticket="+url.QueryEscape(ticket), nil)
+		r := c.do(http.MethodGet, "/bind/cas?ticket="+url.QueryEscape(ticket), nil)
 		ctWant(t, r, http.StatusOK)
 		resp := &http.Response{Header: r.header}
 		flowOK := false
