@@ -69,6 +69,9 @@ console at /demo plays the person, WeCom and the SMS gateway. Stop it with Ctrl+
 				return err
 			}
 			defer d.close()
+			if c.demoShutdown > 0 {
+				d.cfg.Server.ShutdownTimeout = c.demoShutdown
+			}
 			go func() { // stop delivering callbacks as soon as the stop begins
 				<-ctx.Done()
 				d.console.Close()

@@ -195,7 +195,9 @@ func TestDemoCommand(t *testing.T) {
 func TestDemoStopsDespiteSilentConnection(t *testing.T) {
 	listening := make(chan net.Addr, 1)
 	var stderr syncBuffer
-	c := &cli{stdout: io.Discard, stderr: &stderr, onListen: func(a net.Addr) { listening <- a }}
+	// The silent connection holds the stop until the shutdown timeout: a short one keeps the test
+	// fast and takes the same path.
+	c := &cli{stdout: io.Discard, stderr: &stderr, onListen: func(a net.Addr) { listening <- a }, demoShutdown: 200 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	exit := make(chan int, 1)

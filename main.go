@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -47,6 +48,9 @@ type cli struct {
 	wrapHandler func(http.Handler) http.Handler
 	// onListen, when set, is told the address serve listens on.
 	onListen func(net.Addr)
+	// demoShutdown, when set, replaces the demo's shutdown timeout (a test's silent connection
+	// would otherwise hold its stop for the full 2 s).
+	demoShutdown time.Duration
 
 	configPath string
 	cfg        *Config // the loaded config, for scrubbing secrets from error output
