@@ -298,7 +298,9 @@ func (e *env) doReader(method, path, rawQuery string, body io.Reader) response {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	r := response{status: res.StatusCode, header: res.Header, body: b}
+	e.checkPage(method+" "+path, r)
+	return r
 }
 
 // between returns the bytes of s between the first from and the following to.

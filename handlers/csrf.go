@@ -24,11 +24,11 @@ func (s *Server) csrfMiddleware() gin.HandlerFunc {
 		trusted = append(trusted, u.Host) // the public origin behind a TLS-terminating proxy
 	}
 	protect := csrf.Protect(keys.Derive(s.cfg.SessionSecret, keys.CSRF),
-		csrf.CookieName("wecampus_csrf"),
+		csrf.CookieName(s.guard.singleCookie("wecampus_csrf")),
 		csrf.FieldName(csrfFieldName),
 		csrf.Path("/"),
 		csrf.HttpOnly(true),
-		csrf.Secure(isHTTPS(s.cfg.BaseURL)),
+		csrf.Secure(s.guard.https),
 		csrf.SameSite(csrf.SameSiteLaxMode),
 		csrf.MaxAge(int(flowTTL.Seconds())*4),
 		csrf.TrustedOrigins(trusted),

@@ -223,7 +223,11 @@ func (e *env) do(method, path, rawQuery string, body []byte) response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	got := response{status: res.StatusCode, header: res.Header, body: b}
+	if strings.HasPrefix(res.Request.URL.String(), e.srv.URL) { // not a page a redirect led to
+		e.checkPage(method+" "+path, got)
+	}
+	return got
 }
 
 // delivery is one signed callback POST as WeCom would send it.

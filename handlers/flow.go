@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,7 +15,9 @@ import (
 	"github.com/wecampus/wecampus/internal/keys"
 )
 
-// flowCookieName is the cookie holding the state of a member flow between its steps.
+// flowCookieName is the cookie holding the state of a member flow between its steps; with an
+// https base_url its wire name has the __Host- prefix (browserGuard.cookieName). The sealed value
+// is bound to this name whatever the wire name.
 const flowCookieName = "wecampus_flow"
 
 // flowTTL bounds every flow: after it the member starts again (CONTRACT §3: ≤ 15 minutes).
@@ -58,14 +59,15 @@ type flow struct {
 // server.session_secret.
 type flowCodec struct {
 	sc     *securecookie.SecureCookie
+	name   string // the cookie's wire name
 	secure bool
 }
 
-func newFlowCodec(secret string, secure bool) *flowCodec {
+func newFlowCodec(secret, name string, secure bool) *flowCodec {
 	sc := securecookie.New(keys.Derive(secret, keys.FlowHash), keys.Derive(secret, keys.FlowBlock))
 	sc.MaxAge(int(flowTTL / time.Second))
 	sc.SetSerializer(securecookie.JSONEncoder{})
-	return &flowCodec{sc: sc, secure: secure}
+	return &flowCodec{sc: sc, name: name, secure: secure}
 }
 
 var errNoFlow = errors.New("no flow")
@@ -73,7 +75,7 @@ var errNoFlow = errors.New("no flow")
 // load returns the flow of kind in the request, or errNoFlow when it is missing, forged,
 // expired or of another kind.
 func (fc *flowCodec) load(c *gin.Context, kind flowKind) (*flow, error) {
-	ck, err := c.Request.Cookie(flowCookieName)
+	ck, err := c.Request.Cookie(fc.name)
 	if err != nil {
 		return nil, errNoFlow
 	}
@@ -97,7 +99,7 @@ func (fc *flowCodec) save(c *gin.Context, f *flow) error {
 		return err
 	}
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name: flowCookieName, Value: v, Path: "/", MaxAge: int(time.Until(time.Unix(f.Expires, 0)).Seconds()) + 1,
+		Name: fc.name, Value: v, Path: "/", MaxAge: int(time.Until(time.Unix(f.Expires, 0)).Seconds()) + 1,
 		HttpOnly: true, Secure: fc.secure, SameSite: http.SameSiteLaxMode,
 	})
 	return nil
@@ -105,7 +107,7 @@ func (fc *flowCodec) save(c *gin.Context, f *flow) error {
 
 // clear removes the flow cookie.
 func (fc *flowCodec) clear(c *gin.Context) {
-	http.SetCookie(c.Writer, &http.Cookie{Name: flowCookieName, Value: "", Path: "/", MaxAge: -1,
+	http.SetCookie(c.Writer, &http.Cookie{Name: fc.name, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: fc.secure, SameSite: http.SameSiteLaxMode})
 }
 
@@ -120,5 +122,3 @@ func newState() string {
 func stateMatches(want, got string) bool {
 	return want != "" && len(got) == len(want) && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
 }
-
-func isHTTPS(baseURL string) bool { return strings.HasPrefix(strings.ToLower(baseURL), "https://") }

@@ -96,8 +96,7 @@ func (s *Server) renderPage(c *gin.Context, status int, name string, v *pageView
 		s.renderError(c, http.StatusInternalServerError, "系统内部错误", "请稍后再试。")
 		return
 	}
-	c.Header("Cache-Control", "no-store")
-	c.Header("X-Frame-Options", "DENY")
+	s.guard.pageHeaders(c.Writer.Header(), originOrEmpty(v.QRCodeURL))
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
 }
 

@@ -77,6 +77,8 @@ type member struct {
 	e    *env
 	c    *http.Client
 	last response
+
+	header http.Header // added to every request (an Origin, a cookie set by someone else)
 }
 
 func (e *env) newMember() *member {
@@ -125,6 +127,9 @@ func (m *member) do(method, target string, form url.Values) response {
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	for k, v := range m.header {
+		req.Header[k] = v
+	}
 	res, err := m.c.Do(req)
 	if err != nil {
 		m.e.t.Fatalf("%s %s: %v", method, target, err)
@@ -135,6 +140,9 @@ func (m *member) do(method, target string, form url.Values) response {
 		m.e.t.Fatal(err)
 	}
 	m.last = response{status: res.StatusCode, header: res.Header, body: b}
+	if strings.HasPrefix(target, m.e.srv.URL) {
+		m.e.checkPage(method+" "+target, m.last)
+	}
 	return m.last
 }
 

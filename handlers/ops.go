@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -32,11 +33,14 @@ func (s *Server) handleReadyz(c *gin.Context) {
 }
 
 // handleMetrics handles "GET /metrics": the Prometheus text format of the registry.
-func (s *Server) handleMetrics() gin.HandlerFunc {
-	h := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
+func (s *Server) handleMetrics() gin.HandlerFunc { return gin.WrapH(MetricsHandler(s.registry)) }
+
+// MetricsHandler serves the Prometheus text format of reg: /metrics of the service, or of the
+// listener of server.metrics_addr (Config.SeparateMetrics).
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError, // a failing collector must not hide the others
 	})
-	return gin.WrapH(h)
 }
 
 func writeText(c *gin.Context, status int, body string) {

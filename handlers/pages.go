@@ -44,7 +44,7 @@ func (s *Server) renderError(c *gin.Context, status int, title, message string) 
 		c.Data(status, "text/plain; charset=utf-8", []byte(title+"\n"))
 		return
 	}
-	c.Header("Cache-Control", "no-store")
+	s.guard.pageHeaders(c.Writer.Header(), "")
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
 }
 

@@ -3,7 +3,7 @@ package handlers
 import "github.com/gin-gonic/gin"
 
 // routes is the route table (CONTRACT §3). Groups:
-//   - ops: health, readiness, metrics;
+//   - ops: health, readiness, metrics (unless server.metrics_addr serves them elsewhere);
 //   - callback: the WeCom event servers, authenticated by signature: no session or CSRF
 //     middleware may ever be added to them;
 //   - member H5 pages (bind, verify, unbind, me): behind the CSRF middleware; their flow state
@@ -20,7 +20,9 @@ func (s *Server) routes(e *gin.Engine) {
 	e.GET("/readyz", s.handleReadyz)
 	e.HEAD("/healthz", s.handleHealthz) // for load balancers that probe with HEAD
 	e.HEAD("/readyz", s.handleReadyz)
-	e.GET("/metrics", s.handleMetrics())
+	if !s.cfg.SeparateMetrics {
+		e.GET("/metrics", s.handleMetrics())
+	}
 
 	// callback
 	e.GET("/wecom/callback", s.appCallback.handleCallbackVerify)
@@ -30,8 +32,10 @@ func (s *Server) routes(e *gin.Engine) {
 		e.POST("/wecom/contacts", s.contactsCallback.handleCallbackEvent)
 	}
 
-	// member pages: flow state in the sealed cookie (flow.go), a CSRF token on every form
-	m := e.Group("/", s.csrfMiddleware())
+	// member pages: the browser guard first (page headers; duplicated cookies; for a POST the
+	// exact Origin and the form body, before anything parses it), then a CSRF token on every
+	// form; flow state in the sealed cookie (flow.go)
+	m := e.Group("/", s.memberGuard, s.csrfMiddleware())
 	m.GET("/bind", s.handleBindStart)
 	m.GET("/bind/login", s.handleBindLogin)
 	m.GET("/bind/switch", s.handleBindSwitch)

@@ -34,6 +34,9 @@ type Config struct {
 	TrustedProxies []string // passed to gin's SetTrustedProxies; nil trusts no proxy
 	MaxBodyBytes   int64    // callback body limit; 0 means DefaultMaxBodyBytes
 	HelpContact    string   // server.help_contact: the help desk, shown at the foot of every member page
+	// SeparateMetrics leaves /metrics out of the handler (it answers 404 there): server.metrics_addr
+	// serves MetricsHandler on its own listener.
+	SeparateMetrics bool
 }
 
 // Deps are the collaborators of the HTTP layer, built in main.go.
@@ -63,6 +66,7 @@ type Server struct {
 
 	memberPages map[string]*template.Template
 	flows       *flowCodec
+	guard       *browserGuard // page headers, cookie names, Origin and form body checks
 	authURL     func(redirectURI, state string) string
 	ids         *requestIDs
 
@@ -118,8 +122,16 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if deps.AuthURL == nil {
 		return nil, errors.New("handlers: Deps.AuthURL is required")
 	}
-	s.flows = newFlowCodec(cfg.SessionSecret, isHTTPS(cfg.BaseURL))
 	s.authURL = deps.AuthURL
+	// Forms post to the service, which may answer with a redirect to CAS or to WeCom OAuth.
+	formTargets := []string{deps.AuthURL(cfg.BaseURL+"/", "state")}
+	if deps.Service.CAS != nil {
+		formTargets = append(formTargets, deps.Service.LoginURL(cfg.BaseURL+"/bind/cas"))
+	}
+	if s.guard, err = newBrowserGuard(cfg.BaseURL, formTargets...); err != nil {
+		return nil, err
+	}
+	s.flows = newFlowCodec(cfg.SessionSecret, s.guard.singleCookie(flowCookieName), s.guard.https)
 	s.appCallback = &callbackHandler{s: s, codec: deps.AppCodec, channel: app.ChannelApp}
 	if deps.ContactsCodec != nil {
 		s.contactsCallback = &callbackHandler{s: s, codec: deps.ContactsCodec, channel: app.ChannelContacts}
