@@ -76,11 +76,19 @@ func (c *cli) serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	warnPlainBaseURL(cfg, log)
 	d, err := build(ctx, cfg, log, withServing())
 	if err != nil {
 		return err
 	}
 	defer d.close()
+	if cfg.Server.MetricsAddr != "" {
+		stopMetrics, err := c.startMetrics(cfg.Server.MetricsAddr, d.reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	h := d.handler
 	if c.wrapHandler != nil {
 		h = c.wrapHandler(h)

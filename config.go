@@ -37,6 +37,7 @@ type ServerConfig struct {
 	TrustedProxies  []string      `mapstructure:"trusted_proxies"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	HelpContact     string        `mapstructure:"help_contact"`
+	MetricsAddr     string        `mapstructure:"metrics_addr"` // "": /metrics on server.addr
 }
 
 // DatabaseConfig is the database: section. The DSN is a Secret because a MySQL DSN holds the
@@ -160,6 +161,7 @@ var configDefaults = map[string]any{
 	"server.trusted_proxies":  []string{},
 	"server.shutdown_timeout": "15s",
 	"server.help_contact":     "",
+	"server.metrics_addr":     "",
 	"database.driver":         "mysql",
 	"log.level":               "info",
 	"log.format":              "json",

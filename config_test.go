@@ -197,6 +197,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"AddrBadPort", "server.addr", ":http-alt", "server.addr", nil, 0},
 		{"TrustedProxyBad", "server.trusted_proxies", []any{"10.0.0.0/8", "proxy.example"}, "server.trusted_proxies[1]", nil, 0},
 		{"ShutdownTimeoutZero", "server.shutdown_timeout", "0s", "server.shutdown_timeout", nil, 0},
+		{"MetricsAddrBad", "server.metrics_addr", "9090", "server.metrics_addr", nil, 0},
+		{"MetricsAddrIsAddr", "server.metrics_addr", ":9090", "server.metrics_addr", map[string]any{"server.addr": ":9090"}, 0},
 		{"DriverBad", "database.driver", "postgres", "database.driver", nil, 0},
 		{"DSNMissing", "database.dsn", deleteKey, "database.dsn: required", nil, 0},
 		{"LogLevelBad", "log.level", "loud", "log.level", nil, 0},

@@ -156,6 +156,13 @@ func (s ServerConfig) check(ps *problems) {
 		}
 	}
 	ps.positive("server.shutdown_timeout", s.ShutdownTimeout)
+	if s.MetricsAddr != "" {
+		if err := checkAddr(s.MetricsAddr); err != nil {
+			ps.add("server.metrics_addr", "%v", err)
+		} else if s.MetricsAddr == s.Addr && !strings.HasSuffix(s.Addr, ":0") {
+			ps.add("server.metrics_addr", "must differ from server.addr (%s)", s.Addr)
+		}
+	}
 }
 
 func (d DatabaseConfig) check(ps *problems) {

@@ -48,6 +48,8 @@ type cli struct {
 	wrapHandler func(http.Handler) http.Handler
 	// onListen, when set, is told the address serve listens on.
 	onListen func(net.Addr)
+	// onMetricsListen, when set, is told the address of the server.metrics_addr listener.
+	onMetricsListen func(net.Addr)
 	// demoShutdown, when set, replaces the demo's shutdown timeout (a test's silent connection
 	// would otherwise hold its stop for the full 2 s).
 	demoShutdown time.Duration

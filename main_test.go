@@ -452,6 +452,80 @@ func TestServeDrainsAndStops(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"stopped"`) {
 		t.Errorf("no stop log:\n%s", logs)
 	}
+	if strings.Contains(logs, "server.base_url is not https") {
+		t.Errorf("an https base_url was warned about:\n%s", logs)
+	}
+}
+
+// TestServeMetricsAddr: with server.metrics_addr, /metrics is served only on that listener and
+// server.addr answers 404 for it (CONTRACT §6); an http base_url is warned about once.
+func TestServeMetricsAddr(t *testing.T) {
+	sim := newSimulated(t)
+	setKey(t, sim.tree, "server.metrics_addr", "127.0.0.1:0")
+	setKey(t, sim.tree, "server.base_url", "http://wecampus.example.edu.cn")
+	path := sim.path(t)
+	listening := make(chan net.Addr, 1)
+	metricsAt := make(chan net.Addr, 1)
+	var stderr syncBuffer
+	c := &cli{stdout: io.Discard, stderr: &stderr,
+		onListen:        func(a net.Addr) { listening <- a },
+		onMetricsListen: func(a net.Addr) { metricsAt <- a }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exit := make(chan int, 1)
+	go func() { exit <- c.run(ctx, []string{"--config", path, "serve"}) }()
+	var svcAddr, metrics net.Addr
+	for svcAddr == nil || metrics == nil {
+		select {
+		case svcAddr = <-listening:
+		case metrics = <-metricsAt:
+		case code := <-exit:
+			t.Fatalf("serve exited %d:\n%s", code, stderr.String())
+		case <-time.After(20 * time.Second):
+			t.Fatalf("serve did not listen:\n%s", stderr.String())
+		}
+	}
+	get := func(addr net.Addr, path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr.String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(metrics, "/metrics"); code != http.StatusOK || !strings.Contains(body, "# TYPE go_goroutines") {
+		t.Errorf("metrics listener /metrics: %d\n%.300s", code, body)
+	}
+	if code, _ := get(svcAddr, "/metrics"); code != http.StatusNotFound {
+		t.Errorf("server.addr /metrics: %d, want 404", code)
+	}
+	if code, _ := get(svcAddr, "/healthz"); code != http.StatusOK {
+		t.Errorf("server.addr /healthz: %d", code)
+	}
+	if code, _ := get(metrics, "/healthz"); code != http.StatusNotFound {
+		t.Errorf("metrics listener /healthz: %d, want 404", code)
+	}
+	// The service's own requests are counted on the metrics listener.
+	if _, body := get(metrics, "/metrics"); !strings.Contains(body, `wecampus_http_requests_total{code="200",method="GET",route="/healthz"} 1`) {
+		t.Errorf("metrics lack the /healthz request:\n%s", body)
+	}
+	cancel()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("exit %d:\n%s", code, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if n := strings.Count(stderr.String(), "server.base_url is not https"); n != 1 {
+		t.Errorf("%d warnings about the http base_url, want 1:\n%s", n, stderr.String())
+	}
+	if _, err := net.DialTimeout("tcp", metrics.String(), time.Second); err == nil {
+		t.Error("the metrics listener still accepts connections after serve stopped")
+	}
 }
 
 func TestServeAddressInUse(t *testing.T) {

@@ -31,9 +31,10 @@ type deps struct {
 	log *slog.Logger
 	svc *app.Service // its ports are the parts built; the others are nil
 
-	db      *store.DB     // withStore, withMigrate, withServing
-	wecom   *wecom.Client // withWeCom, withServing
-	handler http.Handler  // withServing: the HTTP service of serve and demo
+	db      *store.DB            // withStore, withMigrate, withServing
+	wecom   *wecom.Client        // withWeCom, withServing
+	handler http.Handler         // withServing: the HTTP service of serve and demo
+	reg     *prometheus.Registry // withServing: what /metrics gathers
 }
 
 // buildOptions says what build builds.
@@ -91,7 +92,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, opts ...buildOpti
 	if o.serving {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		registerer = reg
+		registerer, d.reg = reg, reg
 	}
 	if o.store {
 		if d.db, err = openStore(ctx, cfg, log, o.migrate); err != nil {
@@ -158,6 +159,8 @@ func (d *deps) buildServing(ctx context.Context, reg *prometheus.Registry, sende
 		TrustedProxies: cfg.Server.TrustedProxies,
 		MaxBodyBytes:   maxBodyBytes,
 		HelpContact:    cfg.Server.HelpContact,
+
+		SeparateMetrics: cfg.Server.MetricsAddr != "",
 	}, handlers.Deps{
 		Service:       svc,
 		AppCodec:      appCodec,
