@@ -194,7 +194,11 @@ func writeBindingCSV(w io.Writer, list []*app.Binding) error {
 		return err
 	}
 	for _, b := range list {
-		if err := cw.Write(toBindingJSON(b).row()); err != nil {
+		row := toBindingJSON(b).row()
+		for i := range row {
+			row[i] = app.CSVCell(row[i]) // a name like =HYPERLINK(…) must not run in Excel
+		}
+		if err := cw.Write(row); err != nil {
 			return err
 		}
 	}

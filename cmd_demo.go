@@ -287,9 +287,11 @@ func demoConfig(base, addr, dbPath string) *Config {
 			DailyLimit:  10,
 			MaxAttempts: 5,
 			// Everyone in the demo shares 127.0.0.1: the per-IP limit is raised accordingly.
-			IPLimit:  1000,
-			IPWindow: time.Hour,
+			IPLimit:           1000,
+			IPWindow:          time.Hour,
+			MigrateDailyLimit: 3,
 		},
+		Retention: RetentionConfig{UnboundAfter: 365 * 24 * time.Hour, SMSAfter: 30 * 24 * time.Hour},
 	}
 }
 

@@ -19,14 +19,15 @@ const envPrefix = "WECAMPUS"
 // checks to config_validate.go, and its keys to config.yaml.example and README.md; the env
 // bindings are derived from this struct, and TestExampleDocumentsEveryKey catches omissions.
 type Config struct {
-	Server   ServerConfig   `mapstructure:"server"`
-	Database DatabaseConfig `mapstructure:"database"`
-	Log      LogConfig      `mapstructure:"log"`
-	WeCom    WeComConfig    `mapstructure:"wecom"`
-	CAS      CASConfig      `mapstructure:"cas"`
-	Identity IdentityConfig `mapstructure:"identity"`
-	SMS      SMSConfig      `mapstructure:"sms"`
-	Menu     []MenuButton   `mapstructure:"menu"`
+	Server    ServerConfig    `mapstructure:"server"`
+	Database  DatabaseConfig  `mapstructure:"database"`
+	Log       LogConfig       `mapstructure:"log"`
+	WeCom     WeComConfig     `mapstructure:"wecom"`
+	CAS       CASConfig       `mapstructure:"cas"`
+	Identity  IdentityConfig  `mapstructure:"identity"`
+	SMS       SMSConfig       `mapstructure:"sms"`
+	Retention RetentionConfig `mapstructure:"retention"`
+	Menu      []MenuButton    `mapstructure:"menu"`
 }
 
 // ServerConfig is the server: section.
@@ -95,6 +96,9 @@ type CASAttributes struct {
 type IdentityConfig struct {
 	UserID string         `mapstructure:"userid"`
 	Rules  []IdentityRule `mapstructure:"rules"`
+	// PersonAttribute names a CAS attribute holding a stable person id (a hashed ID-card number,
+	// 人员编号): when set, 换绑 is offered only between numbers with the same id.
+	PersonAttribute string `mapstructure:"person_attribute"`
 }
 
 // IdentityRule is one entry of identity.rules.
@@ -125,16 +129,25 @@ func (b MenuButton) toApp() app.MenuButton {
 
 // SMSConfig is the sms: section: the provider and the code limits of CONTRACT §4.
 type SMSConfig struct {
-	Provider     string        `mapstructure:"provider"`
-	AllowLog     bool          `mapstructure:"allow_log"`
-	CodeTTL      time.Duration `mapstructure:"code_ttl"`
-	Cooldown     time.Duration `mapstructure:"cooldown"`
-	DailyLimit   int           `mapstructure:"daily_limit"`
-	MaxAttempts  int           `mapstructure:"max_attempts"`
-	IPLimit      int           `mapstructure:"ip_limit"`
-	IPWindow     time.Duration `mapstructure:"ip_window"`
-	HTTP         SMSHTTP       `mapstructure:"http"`
-	TencentCloud SMSTencent    `mapstructure:"tencentcloud"`
+	Provider    string        `mapstructure:"provider"`
+	AllowLog    bool          `mapstructure:"allow_log"`
+	CodeTTL     time.Duration `mapstructure:"code_ttl"`
+	Cooldown    time.Duration `mapstructure:"cooldown"`
+	DailyLimit  int           `mapstructure:"daily_limit"`
+	MaxAttempts int           `mapstructure:"max_attempts"`
+	IPLimit     int           `mapstructure:"ip_limit"`
+	IPWindow    time.Duration `mapstructure:"ip_window"`
+	// MigrateDailyLimit caps the 换绑 codes one requesting number may have sent per day.
+	MigrateDailyLimit int        `mapstructure:"migrate_daily_limit"`
+	HTTP              SMSHTTP    `mapstructure:"http"`
+	TencentCloud      SMSTencent `mapstructure:"tencentcloud"`
+}
+
+// RetentionConfig is the retention: section: how long personal data is kept (wecampus purge,
+// and hourly in serve).
+type RetentionConfig struct {
+	UnboundAfter time.Duration `mapstructure:"unbound_after"`
+	SMSAfter     time.Duration `mapstructure:"sms_after"`
 }
 
 // SMSHTTP is sms.http: the generic HTTP gateway (CONTRACT §4).
@@ -157,34 +170,38 @@ type SMSTencent struct {
 // configDefaults are the defaults of the keys that have one; every other key defaults to its zero
 // value. Durations are written as in config.yaml.
 var configDefaults = map[string]any{
-	"server.addr":             ":8080",
-	"server.trusted_proxies":  []string{},
-	"server.shutdown_timeout": "15s",
-	"server.help_contact":     "",
-	"server.metrics_addr":     "",
-	"database.driver":         "mysql",
-	"log.level":               "info",
-	"log.format":              "json",
-	"wecom.callback_max_age":  "5m",
-	"wecom.api_base":          "https://qyapi.weixin.qq.com",
-	"wecom.oauth_base":        "https://open.weixin.qq.com",
-	"wecom.verify_mode":       "tfa",
-	"wecom.timeout":           "5s",
-	"wecom.help_key":          "HELP",
-	"cas.protocol":            3,
-	"cas.attributes.name":     "cn",
-	"cas.attributes.type":     "userType",
-	"cas.timeout":             "5s",
-	"identity.userid":         "{{.Number}}",
-	"sms.provider":            "http",
-	"sms.allow_log":           false,
-	"sms.code_ttl":            "5m",
-	"sms.cooldown":            "60s",
-	"sms.daily_limit":         10,
-	"sms.max_attempts":        5,
-	"sms.ip_limit":            200,
-	"sms.ip_window":           "1h",
-	"sms.tencentcloud.region": "ap-guangzhou",
+	"server.addr":               ":8080",
+	"server.trusted_proxies":    []string{},
+	"server.shutdown_timeout":   "15s",
+	"server.help_contact":       "",
+	"server.metrics_addr":       "",
+	"database.driver":           "mysql",
+	"log.level":                 "info",
+	"log.format":                "json",
+	"wecom.callback_max_age":    "5m",
+	"wecom.api_base":            "https://qyapi.weixin.qq.com",
+	"wecom.oauth_base":          "https://open.weixin.qq.com",
+	"wecom.verify_mode":         "tfa",
+	"wecom.timeout":             "5s",
+	"wecom.help_key":            "HELP",
+	"cas.protocol":              3,
+	"cas.attributes.name":       "cn",
+	"cas.attributes.type":       "userType",
+	"cas.timeout":               "5s",
+	"identity.userid":           "{{.Number}}",
+	"sms.provider":              "http",
+	"sms.allow_log":             false,
+	"sms.code_ttl":              "5m",
+	"sms.cooldown":              "60s",
+	"sms.daily_limit":           10,
+	"sms.max_attempts":          5,
+	"sms.ip_limit":              200,
+	"sms.ip_window":             "1h",
+	"sms.migrate_daily_limit":   3,
+	"retention.unbound_after":   "8760h",
+	"retention.sms_after":       "720h",
+	"identity.person_attribute": "",
+	"sms.tencentcloud.region":   "ap-guangzhou",
 }
 
 // configField is one leaf key of Config and the Go type it decodes into.

@@ -132,6 +132,7 @@ func (c *Config) problems() problems {
 	c.checkCAS(&checks)
 	c.checkIdentity(&checks)
 	c.checkSMS(&checks)
+	c.Retention.check(&checks)
 	c.checkMenu(&checks)
 	return mergeProblems(ps, checks)
 }
@@ -248,11 +249,17 @@ func (c *Config) checkSMS(ps *problems) {
 	for _, l := range []struct {
 		key string
 		n   int
-	}{{"sms.daily_limit", c.SMS.DailyLimit}, {"sms.max_attempts", c.SMS.MaxAttempts}, {"sms.ip_limit", c.SMS.IPLimit}} {
+	}{{"sms.daily_limit", c.SMS.DailyLimit}, {"sms.max_attempts", c.SMS.MaxAttempts}, {"sms.ip_limit", c.SMS.IPLimit},
+		{"sms.migrate_daily_limit", c.SMS.MigrateDailyLimit}} {
 		if l.n <= 0 {
 			ps.add(l.key, "must be a positive number (got %d)", l.n)
 		}
 	}
+}
+
+func (r RetentionConfig) check(ps *problems) {
+	ps.positive("retention.unbound_after", r.UnboundAfter)
+	ps.positive("retention.sms_after", r.SMSAfter)
 }
 
 // checkMenu reports what app finds wrong with menu: (WeCom's limits, the help key); its errors

@@ -124,6 +124,7 @@ func (c *cli) rootCmd() *cobra.Command {
 		c.bindingCmd(),
 		c.menuCmd(),
 		c.reconcileCmd(),
+		c.purgeCmd(),
 		c.offboardCmd(),
 		c.versionCmd(),
 	)

@@ -81,7 +81,21 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, opts ...buildOpti
 		HelpKey: cfg.WeCom.HelpKey,
 		Now:     time.Now,
 		Log:     log,
+		SMSPolicy: app.SMSPolicy{
+			TTL:              cfg.SMS.CodeTTL,
+			Cooldown:         cfg.SMS.Cooldown,
+			DailyLimit:       cfg.SMS.DailyLimit,
+			MaxAttempts:      cfg.SMS.MaxAttempts,
+			IPLimit:          cfg.SMS.IPLimit,
+			IPWindow:         cfg.SMS.IPWindow,
+			RebindDailyLimit: cfg.SMS.MigrateDailyLimit,
+			Secret:           keys.Derive(cfg.Server.SessionSecret.Reveal(), keys.SMSCode),
+		},
+		Retention: app.RetentionPolicy{UnboundAfter: cfg.Retention.UnboundAfter, SMSAfter: cfg.Retention.SMSAfter},
 	}}
+	if cfg.Identity.PersonAttribute != "" {
+		d.svc.PersonIDKey = keys.Derive(cfg.Server.SessionSecret.Reveal(), keys.PersonID)
+	}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -131,15 +145,6 @@ func (d *deps) buildServing(ctx context.Context, reg *prometheus.Registry, sende
 		}
 	}
 	svc.SMS = sender
-	svc.SMSPolicy = app.SMSPolicy{
-		TTL:         cfg.SMS.CodeTTL,
-		Cooldown:    cfg.SMS.Cooldown,
-		DailyLimit:  cfg.SMS.DailyLimit,
-		MaxAttempts: cfg.SMS.MaxAttempts,
-		IPLimit:     cfg.SMS.IPLimit,
-		IPWindow:    cfg.SMS.IPWindow,
-		Secret:      keys.Derive(cfg.Server.SessionSecret.Reveal(), keys.SMSCode),
-	}
 	svc.VerifyMode = app.VerifyMode(cfg.WeCom.VerifyMode)
 	svc.JoinQRCodeURL = cfg.WeCom.JoinQRCodeURL
 
@@ -232,11 +237,12 @@ func newCASClient(cfg *Config, log *slog.Logger) (*cas.Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return cas.New(cas.Config{
-		BaseURL:  cfg.CAS.BaseURL,
-		Protocol: cfg.CAS.Protocol,
-		NameAttr: cfg.CAS.Attributes.Name,
-		TypeAttr: cfg.CAS.Attributes.Type,
-		Timeout:  cfg.CAS.Timeout,
+		BaseURL:    cfg.CAS.BaseURL,
+		Protocol:   cfg.CAS.Protocol,
+		NameAttr:   cfg.CAS.Attributes.Name,
+		TypeAttr:   cfg.CAS.Attributes.Type,
+		PersonAttr: cfg.Identity.PersonAttribute,
+		Timeout:    cfg.CAS.Timeout,
 	}, &http.Client{Timeout: cfg.CAS.Timeout}, log)
 }
 

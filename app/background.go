@@ -18,7 +18,8 @@ const (
 // and the loop goes on:
 //   - DeliverOutbox at every tick (default 5 s), and at once after a callback queued a message;
 //   - RepairIntents every minute;
-//   - PurgeInboundSeen every hour.
+//   - PurgeInboundSeen and the retention Purge every hour (retention.*; hourly so that SMS rows
+//     lose their IP soon after the per-IP window no longer counts them).
 func (s *Service) RunBackground(ctx context.Context, tick time.Duration) {
 	if tick <= 0 {
 		tick = defaultTick
@@ -36,6 +37,7 @@ func (s *Service) RunBackground(ctx context.Context, tick time.Duration) {
 		}
 		if now := s.now(); now.Sub(lastPurge) > purgeEvery {
 			s.runStep(ctx, "purge callback de-dup records", s.PurgeInboundSeen)
+			s.runStep(ctx, "retention purge", s.purgeNow)
 			lastPurge = now
 		}
 		select {
@@ -62,6 +64,16 @@ func (s *Service) runStep(ctx context.Context, what string, step func(context.Co
 func (s *Service) PurgeInboundSeen(ctx context.Context) (int, error) {
 	n, err := s.Store.PurgeInbound(ctx, s.now().Add(-inboundKeep))
 	return int(n), err
+}
+
+// purgeNow is Purge as a background step: it returns the number of records changed.
+func (s *Service) purgeNow(ctx context.Context) (int, error) {
+	counts, err := s.Purge(ctx, false)
+	n := 0
+	for _, c := range counts {
+		n += c.Count
+	}
+	return n, err
 }
 
 func (s *Service) wakeChan() chan struct{} {

@@ -12,6 +12,7 @@ const (
 	CSRF      = "csrf"       // gorilla/csrf's cookie key
 	FlowHash  = "flow-hash"  // authenticates the flow cookie
 	FlowBlock = "flow-block" // encrypts the flow cookie
+	PersonID  = "person-id"  // keys the hash of CAS person ids (app.Service.PersonIDKey)
 )
 
 // Derive returns the 32-byte key for purpose: SHA-256 of "wecampus/" + purpose + NUL + secret.
