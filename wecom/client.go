@@ -60,6 +60,7 @@ type Client struct {
 	log       *slog.Logger
 	http      *http.Client
 	metrics   *apiMetrics
+	sem       Semaphore // holds concurrencyCaps
 	app       *tokSource
 	contacts  *tokSource
 }
@@ -70,6 +71,7 @@ type clientOptions struct {
 	cache      cache.Cache
 	registerer prometheus.Registerer
 	httpClient *http.Client
+	sem        Semaphore
 }
 
 // Option configures New.
@@ -136,6 +138,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Client, error) {
 	if o.httpClient == nil {
 		o.httpClient = apiDefaultHTTPClient()
 	}
+	if o.sem == nil {
+		o.sem = newLocalSemaphore()
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -150,6 +155,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Client, error) {
 		log:       log,
 		http:      o.httpClient,
 		metrics:   m,
+		sem:       o.sem,
 	}
 	store := tokSafeCache(o.cache)
 	c.app = newTokSource(tokApp, tokCacheKey(tokApp, cfg.CorpID, c.apiBase, cfg.AppSecret), store, log,
@@ -169,6 +175,11 @@ func apiDefaultHTTPClient() *http.Client {
 	// connections that a burst does not pay a handshake per call.
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 128
+	// And no more than that in all: a flood (or a slow WeCom) makes calls wait for a connection
+	// within their deadline instead of opening sockets without bound. Equal to the idle cap, so
+	// every connection a burst opens can stay warm for the next; 128 connections carry far more
+	// than WeCom's 10 000 calls per minute per API.
+	t.MaxConnsPerHost = 128
 	return &http.Client{Transport: t}
 }
 
@@ -277,8 +288,13 @@ func (c *Client) call(ctx context.Context, r apiReq, out any) error {
 		for k, v := range r.query {
 			q[k] = v
 		}
+		release, err := c.slot(ctx, r.op)
+		if err != nil {
+			return err
+		}
 		start := time.Now()
 		raw, err := c.send(ctx, r.method, r.op, q, payload)
+		release()
 		if err != nil {
 			we, label := apiUnknown(r.op, err, time.Since(start), tok)
 			c.observe(ctx, r.op, label, time.Since(start), attempt, r.attrs)

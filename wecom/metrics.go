@@ -18,7 +18,7 @@ func newAPIMetrics(r prometheus.Registerer) (*apiMetrics, error) {
 	m := &apiMetrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wecampus_wecom_calls_total",
-			Help: "WeCom API requests by endpoint and errcode (0 success; timeout/transport when the outcome is unknown).",
+			Help: "WeCom API requests by endpoint and errcode (0 success; timeout/transport when the outcome is unknown; no_slot: not sent, the API's concurrency cap stayed full).",
 		}, []string{"endpoint", "errcode"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wecampus_wecom_call_duration_seconds",

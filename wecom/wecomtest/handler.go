@@ -61,6 +61,10 @@ var endpoints = map[string]endpoint{
 // qrPath is where Handler serves the placeholder join QR code image.
 const qrPath = "/wecomtest/join_qrcode.svg"
 
+// concurrencyCaps are the endpoints WeCom answers 45033 for beyond so many concurrent calls
+// (WECOM.md §4).
+var concurrencyCaps = map[string]int{"auth/get_tfa_info": 20, "user/tfa_succ": 20}
+
 // Handler returns the simulator's HTTP handler. It serves /cgi-bin/... under any path prefix, so
 // it can be mounted, e.g. at /wecomsim/ with api_base http://host/wecomsim.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
@@ -95,10 +99,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	idx := len(s.calls)
 	s.calls = append(s.calls, Call{Endpoint: name, Query: cloneValues(q), Body: body, At: s.now()})
+	s.inFlight[name]++
+	flying := s.inFlight[name]
+	s.maxFlight[name] = max(s.maxFlight[name], flying)
 	f, faulted := s.takeFault(name)
 	s.calls[idx].Faulted = faulted
 	latency := s.latency
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight[name]--
+		s.mu.Unlock()
+	}()
+
+	if limit := concurrencyCaps[name]; limit > 0 && flying > limit {
+		s.setCode(idx, 45033) // WeCom refuses at once, without applying the call
+		writeReply(w, reply{code: 45033})
+		return
+	}
 
 	if latency > 0 && !s.wait(r, latency) {
 		return

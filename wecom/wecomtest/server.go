@@ -4,11 +4,12 @@
 // It behaves like WeCom as described in WECOM.md: two secrets with their own expiring tokens
 // (48002 when a token calls an API of the other secret), members with case-insensitive unique
 // userids and unique mobiles, single-use OAuth and join-verification codes that expire after five
-// minutes, the app menu, app messages, invitations, user/list_id paging and user/batchdelete,
-// which one unknown userid fails as a whole. It records every call and can inject faults
-// (errcodes, latency, hanging or reset connections) into the next calls of an endpoint, including
-// "apply the write, then never answer" so that tests can prove a create whose outcome is unknown
-// is resolved by reading.
+// minutes, the app menu, app messages, invitations, user/list_id paging, user/batchdelete (which
+// one unknown userid fails as a whole) and the concurrency cap of the join-verification APIs
+// (45033 beyond 20 calls at once). It records every call and the most calls of each endpoint in
+// flight at once, and can inject faults (errcodes, latency, hanging or reset connections) into
+// the next calls of an endpoint, including "apply the write, then never answer" so that tests
+// can prove a create whose outcome is unknown is resolved by reading.
 //
 // Endpoints are named by their path after /cgi-bin/, e.g. "gettoken", "user/create",
 // "message/send". A Server is safe for concurrent use.
@@ -164,6 +165,8 @@ type Server struct {
 	invites    []Invite
 	calls      []Call
 	faults     map[string][]*faultSlot
+	inFlight   map[string]int // endpoint -> calls being answered now
+	maxFlight  map[string]int // endpoint -> most calls ever answered at once
 	misses     int
 	onChange   []func(ChangeEvent)
 
@@ -222,6 +225,8 @@ func New(corpID string, opts ...Option) *Server {
 		tfaTokens:      map[string]*code{},
 		menus:          map[int64][]app.MenuButton{},
 		faults:         map[string][]*faultSlot{},
+		inFlight:       map[string]int{},
+		maxFlight:      map[string]int{},
 		closed:         make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -367,6 +372,13 @@ func (s *Server) CallCount(endpoint string) int {
 		}
 	}
 	return n
+}
+
+// MaxInFlight returns the most calls of endpoint the simulator was answering at the same time.
+func (s *Server) MaxInFlight(endpoint string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxFlight[endpoint]
 }
 
 // Messages returns the app messages accepted so far, oldest first.

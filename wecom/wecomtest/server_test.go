@@ -555,3 +555,39 @@ func TestHandlerMounted(t *testing.T) {
 		t.Errorf("QR image: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
+
+func TestTfaConcurrencyCap(t *testing.T) {
+	s := newSim(t)
+	tok := s.token(s.ContactsSecret())
+	if err := s.AddMember(wecomtest.Member{UserID: "zs", Name: "张三", Mobile: "13800000001", Department: []int64{1}, Status: 4}); err != nil {
+		t.Fatal(err)
+	}
+	s.SetLatency(200 * time.Millisecond)
+	answers := make([]answer, 25)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i] = s.call("auth/get_tfa_info", tq(tok), map[string]string{"code": s.IssueTfaCode("zs")})
+		}()
+	}
+	wg.Wait()
+	busy := 0
+	for _, a := range answers {
+		switch a.code() {
+		case 0:
+		case 45033:
+			busy++
+		default:
+			t.Fatalf("get_tfa_info: %v", a)
+		}
+	}
+	// 25 arrived at once: WeCom takes 20 and refuses the others at once with 45033.
+	if got := s.MaxInFlight("auth/get_tfa_info"); busy != 5 || got < 21 {
+		t.Fatalf("%d refused, %d in flight at most; want 5 refused, more than 20 in flight", busy, got)
+	}
+	if s.MaxInFlight("user/tfa_succ") != 0 || s.MaxInFlight("gettoken") != 1 {
+		t.Fatalf("in flight per endpoint: tfa_succ %d, gettoken %d", s.MaxInFlight("user/tfa_succ"), s.MaxInFlight("gettoken"))
+	}
+}
