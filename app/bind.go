@@ -129,7 +129,13 @@ func (s *Service) withQRCode(ctx context.Context, res *BindResult) *BindResult {
 // Crash safety: an intent is written before any WeCom write and closed in the same transaction
 // that inserts the binding (intent.go), so a member can never exist in WeCom without a trace
 // here. Common path: one WeCom call (user/create with to_invite).
-func (s *Service) Bind(ctx context.Context, p *Person, rawMobile string) (*BindResult, error) {
+//
+// fl is the member's flow: binding finishes it, and a step of a finished flow writes nothing (the
+// live binding comes back as AlreadyBound, or ErrFlowFinished when there is none).
+func (s *Service) Bind(ctx context.Context, fl Flow, p *Person, rawMobile string) (*BindResult, error) {
+	if res, err := s.finishedBind(ctx, fl, p); res != nil || err != nil {
+		return res, err
+	}
 	mobile, ok := NormalizeMobile(rawMobile)
 	if !ok {
 		return nil, Errorf(EINVALID, msgMobileInvalid)
@@ -137,6 +143,9 @@ func (s *Service) Bind(ctx context.Context, p *Person, rawMobile string) (*BindR
 	res, err := s.bind(ctx, p, mobile)
 	if err != nil {
 		return nil, err
+	}
+	if res.Binding != nil {
+		s.finishFlow(ctx, fl)
 	}
 	return s.withQRCode(ctx, res), nil
 }

@@ -14,7 +14,7 @@ func TestBind(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		f := newFixture(t, 0)
 		p := student("2021123456", "张三")
-		res, err := f.svc.Bind(f.ctx, p, "+86 138-0000-1234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), p, "+86 138-0000-1234")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestBind(t *testing.T) {
 		}
 
 		// A second submission writes nothing and shows the binding.
-		res, err = f.svc.Bind(f.ctx, p, "13800001234")
+		res, err = f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
 		if err != nil || res.AlreadyBound == nil || res.AlreadyBound.ID != b.ID || res.Binding != nil {
 			t.Fatalf("second bind: %+v %v", res, err)
 		}
@@ -57,7 +57,7 @@ func TestBind(t *testing.T) {
 	t.Run("ErrMobileInvalid", func(t *testing.T) {
 		f := newFixture(t, 0)
 		for _, raw := range []string{"", "1380000123", "+1 650 253 0000", "<script>"} {
-			res, err := f.svc.Bind(f.ctx, student("2021123456", "张三"), raw)
+			res, err := f.svc.Bind(f.ctx, f.flow(), student("2021123456", "张三"), raw)
 			if app.ErrorCode(err) != app.EINVALID || res != nil {
 				t.Fatalf("Bind(%q) = %+v, %v; want EINVALID", raw, res, err)
 			}
@@ -71,7 +71,7 @@ func TestBind(t *testing.T) {
 	t.Run("ConflictHeldByAnotherPerson", func(t *testing.T) {
 		f := newFixture(t, 0)
 		f.seed("2020000001", "李四", "13800001234", app.StatusActive)
-		res, err := f.svc.Bind(f.ctx, student("2021123456", "张三"), "138 0000 1234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), student("2021123456", "张三"), "138 0000 1234")
 		if err != nil || res.Conflict == nil {
 			t.Fatalf("%+v %v", res, err)
 		}
@@ -88,7 +88,7 @@ func TestBind(t *testing.T) {
 	t.Run("ConflictHeldByOwnEarlierNumber", func(t *testing.T) {
 		f := newFixture(t, 0)
 		old := f.seed("2019000001", "张三", "13800001234", app.StatusActive)
-		res, err := f.svc.Bind(f.ctx, student("2023000001", "张三"), "13800001234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), student("2023000001", "张三"), "13800001234")
 		if err != nil || res.Conflict == nil {
 			t.Fatalf("%+v %v", res, err)
 		}
@@ -107,7 +107,7 @@ func TestBind(t *testing.T) {
 		if err := f.sim.AddMember(wecomtest.Member{UserID: p.UserID, Name: "张三", Mobile: "13800001234", Department: []int64{1}, Status: 1}); err != nil {
 			t.Fatal(err)
 		}
-		res, err := f.svc.Bind(f.ctx, p, "13800001234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
 		if err != nil || res.Binding == nil || res.Binding.Status != app.StatusActive {
 			t.Fatalf("%+v %v", res, err)
 		}
@@ -126,7 +126,7 @@ func TestBind(t *testing.T) {
 		if err := f.sim.AddMember(wecomtest.Member{UserID: p.UserID, Name: "张三", Mobile: "13900009999", Department: []int64{2}, Status: 1}); err != nil {
 			t.Fatal(err)
 		}
-		res, err := f.svc.Bind(f.ctx, p, "13800001234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
 		if app.ErrorCode(err) != app.ECONFLICT || res != nil || !strings.Contains(app.ErrorMessage(err), "139****9999") {
 			t.Fatalf("%+v %v", res, err)
 		}
@@ -145,7 +145,7 @@ func TestBind(t *testing.T) {
 		if err := f.sim.AddMember(wecomtest.Member{UserID: "t2008001", Name: "钱七", Mobile: "13800001234", Department: []int64{3}, Status: 1}); err != nil {
 			t.Fatal(err)
 		}
-		res, err := f.svc.Bind(f.ctx, student("2021123456", "张三"), "13800001234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), student("2021123456", "张三"), "13800001234")
 		if err != nil || res.Conflict == nil || res.Conflict.RebindFrom != 0 || res.Conflict.HolderNumber != "t2****01" {
 			t.Fatalf("%+v %v", res, err)
 		}
@@ -157,13 +157,13 @@ func TestBind(t *testing.T) {
 		f := newFixture(t, 0)
 		p := student("2021123456", "张三")
 		f.sim.Inject("user/create", 1, wecomtest.Fault{ErrCode: -1})
-		res, err := f.svc.Bind(f.ctx, p, "13800001234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
 		if app.ErrorCode(err) != app.EUNAVAILABLE || res != nil || strings.Contains(app.ErrorMessage(err), "-1") {
 			t.Fatalf("%+v %v", res, err)
 		}
 		f.noMember(p.UserID)
 		f.wantIntents("failed")
-		if res, err = f.svc.Bind(f.ctx, p, "13800001234"); err != nil || res.Binding == nil {
+		if res, err = f.svc.Bind(f.ctx, f.flow(), p, "13800001234"); err != nil || res.Binding == nil {
 			t.Fatalf("after recovery: %+v %v", res, err)
 		}
 		f.wantIntents("failed", "bound")
@@ -178,7 +178,7 @@ func TestBind(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.clock.advance(time.Minute)
-		res, err := f.svc.Bind(f.ctx, p, "13800001234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
 		if app.ErrorCode(err) != app.ECONFLICT || res != nil || !strings.Contains(app.ErrorMessage(err), "正在为你办理") {
 			t.Fatalf("%+v %v", res, err)
 		}

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -28,6 +29,7 @@ type fixture struct {
 	dbPath string
 	sms    *smsRecorder
 	clock  *fakeClock
+	flows  int // flow ids handed out by flow
 }
 
 // newFixture builds a fixture. WeCom calls time out after wecomTimeout (0: the client's default);
@@ -169,4 +171,10 @@ func (f *fixture) noMember(userID string) {
 	if _, ok := f.sim.Member(userID); ok {
 		f.t.Fatalf("WeCom member %s exists", userID)
 	}
+}
+
+// flow returns a new member flow, as a browser gets one at the start of each flow.
+func (f *fixture) flow() app.Flow {
+	f.flows++
+	return app.Flow{ID: fmt.Sprintf("flow-%d", f.flows), Expires: f.clock.now().Add(15 * time.Minute)}
 }

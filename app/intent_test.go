@@ -19,7 +19,7 @@ func TestRepairIntents(t *testing.T) {
 		p := student("2021123456", "张三")
 		f.sim.Inject("user/create", 1, wecomtest.Fault{Drop: true})
 		f.sim.Inject("user/get", 1, wecomtest.Fault{ErrCode: -1})
-		res, err := f.svc.Bind(f.ctx, p, "13800001234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
 		if app.ErrorCode(err) != app.EUNAVAILABLE || res != nil {
 			t.Fatalf("%+v %v", res, err)
 		}
@@ -30,7 +30,7 @@ func TestRepairIntents(t *testing.T) {
 		f.wantIntents("")
 
 		// A retry at once is told to wait: never a second create.
-		if _, err := f.svc.Bind(f.ctx, p, "13800001234"); app.ErrorCode(err) != app.ECONFLICT {
+		if _, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234"); app.ErrorCode(err) != app.ECONFLICT {
 			t.Fatalf("retry while open: %v", err)
 		}
 		if n, err := f.svc.RepairIntents(f.ctx); err != nil || n != 0 {
@@ -58,7 +58,7 @@ func TestRepairIntents(t *testing.T) {
 		if f.writes() != writes || f.sim.CallCount("user/get") != reads {
 			t.Fatal("a second repair called WeCom")
 		}
-		res, err = f.svc.Bind(f.ctx, p, "13800001234")
+		res, err = f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
 		if err != nil || res.AlreadyBound == nil || res.AlreadyBound.ID != b.ID {
 			t.Fatalf("bind after repair: %+v %v", res, err)
 		}
@@ -71,7 +71,7 @@ func TestRepairIntents(t *testing.T) {
 		p := student("2021123456", "张三")
 		f.sim.Inject("user/create", 1, wecomtest.Fault{Drop: true, NotApplied: true})
 		f.sim.Inject("user/get", 1, wecomtest.Fault{ErrCode: -1})
-		if _, err := f.svc.Bind(f.ctx, p, "13800001234"); app.ErrorCode(err) != app.EUNAVAILABLE {
+		if _, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234"); app.ErrorCode(err) != app.EUNAVAILABLE {
 			t.Fatal(err)
 		}
 		f.noMember(p.UserID)
@@ -87,7 +87,7 @@ func TestRepairIntents(t *testing.T) {
 		if n, err := f.svc.RepairIntents(f.ctx); err != nil || n != 0 {
 			t.Fatalf("second repair: %d %v", n, err)
 		}
-		if res, err := f.svc.Bind(f.ctx, p, "13800001234"); err != nil || res.Binding == nil {
+		if res, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234"); err != nil || res.Binding == nil {
 			t.Fatalf("bind again: %+v %v", res, err)
 		}
 		f.wantIntents("not_created", "bound")
@@ -98,7 +98,7 @@ func TestRepairIntents(t *testing.T) {
 		f := newFixture(t, shortTimeout)
 		p := student("2021123456", "张三")
 		f.sim.Inject("user/create", 1, wecomtest.Fault{Latency: time.Second})
-		res, err := f.svc.Bind(f.ctx, p, "13800001234")
+		res, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
 		if err != nil || res.Binding == nil || res.Binding.Status != app.StatusPending {
 			t.Fatalf("%+v %v", res, err)
 		}

@@ -35,8 +35,12 @@ func (s *Service) checkRebind(ctx context.Context, p *Person, fromID int64, mobi
 	return old, nil
 }
 
-// SendRebindCode sends the 换绑 SMS code to the mobile of p's earlier binding fromID.
-func (s *Service) SendRebindCode(ctx context.Context, p *Person, fromID int64, mobile, ip string) error {
+// SendRebindCode sends the 换绑 SMS code to the mobile of p's earlier binding fromID. A finished
+// flow fl gets ErrFlowFinished and no code.
+func (s *Service) SendRebindCode(ctx context.Context, fl Flow, p *Person, fromID int64, mobile, ip string) error {
+	if err := s.checkFlow(ctx, fl); err != nil {
+		return err
+	}
 	old, err := s.checkRebind(ctx, p, fromID, mobile)
 	if err != nil {
 		return err
@@ -67,13 +71,21 @@ func (s *Service) SendRebindCode(ctx context.Context, p *Person, fromID int64, m
 // the error wraps ErrRebindPending and calling Rebind again (the code is not needed any more)
 // continues where it stopped; RepairIntents finishes a 换绑 the member abandons after the old
 // member was released.
-func (s *Service) Rebind(ctx context.Context, p *Person, fromID int64, mobile, code string) (*BindResult, error) {
+//
+// A completed 换绑 finishes fl; a step of a finished flow writes nothing (as in Bind).
+func (s *Service) Rebind(ctx context.Context, fl Flow, p *Person, fromID int64, mobile, code string) (*BindResult, error) {
+	if res, err := s.finishedBind(ctx, fl, p); res != nil || err != nil {
+		return res, err
+	}
 	res, err := s.rebind(ctx, p, fromID, mobile, code)
 	if ErrorCode(err) == EUNAVAILABLE && s.openRebind(ctx, p, fromID) != nil {
 		return nil, withCause(err, ErrRebindPending)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if res.Binding != nil {
+		s.finishFlow(ctx, fl)
 	}
 	return s.withQRCode(ctx, res), nil
 }

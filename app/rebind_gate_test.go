@@ -37,7 +37,7 @@ func (f *fixture) login(id app.CASIdentity) *app.Person {
 // seedPerson stores a live binding as a bind by person would, with its person key.
 func (f *fixture) seedPerson(p *app.Person, mobile string) *app.Binding {
 	f.t.Helper()
-	res, err := f.svc.Bind(f.ctx, p, mobile)
+	res, err := f.svc.Bind(f.ctx, f.flow(), p, mobile)
 	if err != nil || res.Binding == nil {
 		f.t.Fatalf("bind %s: %+v %v", p.Number, res, err)
 	}
@@ -56,25 +56,25 @@ func TestRebindGate(t *testing.T) {
 	}
 
 	stranger := f.login(app.CASIdentity{Number: newNumber, Name: "张三", Type: "student", PersonID: "ID-stranger"})
-	res, err := f.svc.Bind(f.ctx, stranger, heldMobile)
+	res, err := f.svc.Bind(f.ctx, f.flow(), stranger, heldMobile)
 	if err != nil || res.Conflict == nil || res.Conflict.RebindFrom != 0 {
 		t.Fatalf("same name, other person: %+v %v; want a conflict without 换绑", res, err)
 	}
-	err = f.svc.SendRebindCode(f.ctx, stranger, old.ID, heldMobile, "10.0.0.1")
+	err = f.svc.SendRebindCode(f.ctx, f.flow(), stranger, old.ID, heldMobile, "10.0.0.1")
 	if app.ErrorCode(err) != app.EFORBIDDEN || f.sms.count() != 0 {
 		t.Fatalf("stranger's code request: %v, %d SMS sent; want EFORBIDDEN and none", err, f.sms.count())
 	}
 	noID := f.login(app.CASIdentity{Number: newNumber, Name: "张三", Type: "student"})
-	if res, _ := f.svc.Bind(f.ctx, noID, heldMobile); res == nil || res.Conflict == nil || res.Conflict.RebindFrom != 0 {
+	if res, _ := f.svc.Bind(f.ctx, f.flow(), noID, heldMobile); res == nil || res.Conflict == nil || res.Conflict.RebindFrom != 0 {
 		t.Fatalf("no person id released: %+v; want no 换绑", res)
 	}
 
 	same := f.login(app.CASIdentity{Number: newNumber, Name: "张叁", Type: "student", PersonID: "ID-victim"})
-	res, err = f.svc.Bind(f.ctx, same, heldMobile)
+	res, err = f.svc.Bind(f.ctx, f.flow(), same, heldMobile)
 	if err != nil || res.Conflict == nil || res.Conflict.RebindFrom != old.ID {
 		t.Fatalf("same person id (name spelt differently): %+v %v; want 换绑 offered", res, err)
 	}
-	if err := f.svc.SendRebindCode(f.ctx, same, old.ID, heldMobile, "10.0.0.1"); err != nil {
+	if err := f.svc.SendRebindCode(f.ctx, f.flow(), same, old.ID, heldMobile, "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	if f.sms.count() != 1 {
@@ -91,7 +91,7 @@ func TestRebindCodeLimits(t *testing.T) {
 	old := f.seed(oldNumber, "张三", heldMobile, app.StatusActive)
 	p := student(newNumber, "张三")
 	for i := range 2 {
-		if err := f.svc.SendRebindCode(f.ctx, p, old.ID, heldMobile, "10.0.0.1"); err != nil {
+		if err := f.svc.SendRebindCode(f.ctx, f.flow(), p, old.ID, heldMobile, "10.0.0.1"); err != nil {
 			t.Fatalf("rebind code %d: %v", i+1, err)
 		}
 		f.clock.advance(2 * 60e9)
@@ -102,7 +102,7 @@ func TestRebindCodeLimits(t *testing.T) {
 			t.Errorf("rebind SMS %q lacks %q", msg, want)
 		}
 	}
-	err := f.svc.SendRebindCode(f.ctx, p, old.ID, heldMobile, "10.0.0.1")
+	err := f.svc.SendRebindCode(f.ctx, f.flow(), p, old.ID, heldMobile, "10.0.0.1")
 	if app.ErrorCode(err) != app.ETOOMANY || !strings.Contains(app.ErrorMessage(err), "换绑") {
 		t.Fatalf("third rebind code from one number: %v; want ETOOMANY", err)
 	}
@@ -140,7 +140,7 @@ func TestAuthenticateCapsCASInput(t *testing.T) {
 	if utf8.RuneCountInString(p.Name) != 64 || !p.NameCut || p.Key != "" {
 		t.Fatalf("person %d runes, cut=%v, key=%q", utf8.RuneCountInString(p.Name), p.NameCut, p.Key)
 	}
-	res, err := f.svc.Bind(f.ctx, p, "13800005678")
+	res, err := f.svc.Bind(f.ctx, f.flow(), p, "13800005678")
 	if err != nil || res.Binding == nil {
 		t.Fatalf("bind with a long name: %+v %v", res, err)
 	}

@@ -24,11 +24,11 @@ func startRebind(t *testing.T, f *fixture) (*app.Person, *app.Binding, string) {
 	t.Helper()
 	old := f.seed(oldNumber, "张三", heldMobile, app.StatusActive)
 	p := student(newNumber, "张三")
-	res, err := f.svc.Bind(f.ctx, p, heldMobile)
+	res, err := f.svc.Bind(f.ctx, f.flow(), p, heldMobile)
 	if err != nil || res.Conflict == nil || res.Conflict.RebindFrom != old.ID {
 		t.Fatalf("bind with the held mobile: %+v %v", res, err)
 	}
-	if err := f.svc.SendRebindCode(f.ctx, p, old.ID, res.Conflict.Mobile, "10.0.0.1"); err != nil {
+	if err := f.svc.SendRebindCode(f.ctx, f.flow(), p, old.ID, res.Conflict.Mobile, "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	sent := f.sms.last(t)
@@ -73,7 +73,7 @@ func TestRebind(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		f := newFixture(t, 0)
 		p, old, code := startRebind(t, f)
-		res, err := f.svc.Rebind(f.ctx, p, old.ID, heldMobile, code)
+		res, err := f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, code)
 		if err != nil || res.Binding == nil {
 			t.Fatalf("%+v %v", res, err)
 		}
@@ -83,7 +83,7 @@ func TestRebind(t *testing.T) {
 		}
 		f.wantIntents("bound")
 		// A second click after success shows the binding; the code is not checked again.
-		res, err = f.svc.Rebind(f.ctx, p, old.ID, heldMobile, code)
+		res, err = f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, code)
 		if err != nil || res.AlreadyBound == nil || res.AlreadyBound.ID != nb.ID {
 			t.Fatalf("second click: %+v %v", res, err)
 		}
@@ -96,7 +96,7 @@ func TestRebind(t *testing.T) {
 		if code == wrong {
 			wrong = "000001"
 		}
-		res, err := f.svc.Rebind(f.ctx, p, old.ID, heldMobile, wrong)
+		res, err := f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, wrong)
 		if app.ErrorCode(err) != app.EINVALID || res != nil || errors.Is(err, app.ErrRebindPending) {
 			t.Fatalf("%+v %v", res, err)
 		}
@@ -110,10 +110,10 @@ func TestRebind(t *testing.T) {
 		f := newFixture(t, 0)
 		old := f.seed(oldNumber, "李四", heldMobile, app.StatusActive)
 		p := student(newNumber, "张三")
-		if err := f.svc.SendRebindCode(f.ctx, p, old.ID, heldMobile, ""); app.ErrorCode(err) != app.EFORBIDDEN {
+		if err := f.svc.SendRebindCode(f.ctx, f.flow(), p, old.ID, heldMobile, ""); app.ErrorCode(err) != app.EFORBIDDEN {
 			t.Fatalf("code for another person's binding: %v", err)
 		}
-		if _, err := f.svc.Rebind(f.ctx, p, old.ID, heldMobile, "123456"); app.ErrorCode(err) != app.EFORBIDDEN {
+		if _, err := f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, "123456"); app.ErrorCode(err) != app.EFORBIDDEN {
 			t.Fatalf("rebind of another person's binding: %v", err)
 		}
 		if f.sms.count() != 0 || f.writes() != 0 {
@@ -127,7 +127,7 @@ func TestRebind(t *testing.T) {
 		f := newFixture(t, 0)
 		p, old, code := startRebind(t, f)
 		f.sim.Inject("user/create", 1, wecomtest.Fault{ErrCode: -1})
-		res, err := f.svc.Rebind(f.ctx, p, old.ID, heldMobile, code)
+		res, err := f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, code)
 		if app.ErrorCode(err) != app.EUNAVAILABLE || !errors.Is(err, app.ErrRebindPending) || res != nil {
 			t.Fatalf("%+v %v", res, err)
 		}
@@ -139,7 +139,7 @@ func TestRebind(t *testing.T) {
 		}
 		f.noMember(oldNumber)
 		f.wantIntents("")
-		res, err = f.svc.Rebind(f.ctx, p, old.ID, heldMobile, "")
+		res, err = f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, "")
 		if err != nil || res.Binding == nil {
 			t.Fatalf("retry: %+v %v", res, err)
 		}
@@ -151,7 +151,7 @@ func TestRebind(t *testing.T) {
 		f := newFixture(t, 0)
 		p, old, code := startRebind(t, f)
 		f.sim.Inject("user/delete", 1, wecomtest.Fault{ErrCode: 45009})
-		_, err := f.svc.Rebind(f.ctx, p, old.ID, heldMobile, code)
+		_, err := f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, code)
 		if app.ErrorCode(err) != app.EUNAVAILABLE || !errors.Is(err, app.ErrRebindPending) {
 			t.Fatalf("%v", err)
 		}
@@ -159,7 +159,7 @@ func TestRebind(t *testing.T) {
 			t.Fatalf("old binding %+v: its member was not released", b)
 		}
 		f.member(oldNumber)
-		if _, err := f.svc.Rebind(f.ctx, p, old.ID, heldMobile, ""); err != nil {
+		if _, err := f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, ""); err != nil {
 			t.Fatalf("retry: %v", err)
 		}
 		wantRebound(t, f, old)
@@ -173,7 +173,7 @@ func TestRepairRebind(t *testing.T) {
 		f := newFixture(t, 0)
 		p, old, code := startRebind(t, f)
 		f.sim.Inject("user/create", 1, wecomtest.Fault{ErrCode: -1})
-		if _, err := f.svc.Rebind(f.ctx, p, old.ID, heldMobile, code); !errors.Is(err, app.ErrRebindPending) {
+		if _, err := f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, code); !errors.Is(err, app.ErrRebindPending) {
 			t.Fatal(err)
 		}
 		if n, err := f.svc.RepairIntents(f.ctx); err != nil || n != 0 {
@@ -196,7 +196,7 @@ func TestRepairRebind(t *testing.T) {
 		f := newFixture(t, 0)
 		p, old, code := startRebind(t, f)
 		f.sim.Inject("user/delete", 1, wecomtest.Fault{ErrCode: -1})
-		if _, err := f.svc.Rebind(f.ctx, p, old.ID, heldMobile, code); !errors.Is(err, app.ErrRebindPending) {
+		if _, err := f.svc.Rebind(f.ctx, f.flow(), p, old.ID, heldMobile, code); !errors.Is(err, app.ErrRebindPending) {
 			t.Fatal(err)
 		}
 		f.clock.advance(3 * time.Minute)

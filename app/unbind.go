@@ -46,8 +46,12 @@ func (s *Service) bindingOfMember(ctx context.Context, userID string) (*Binding,
 }
 
 // SendUnbindCode sends the unbind SMS code to the member's bound mobile. The binding comes back
-// also with a send error (ETOOMANY: a code sent moments ago is still valid).
-func (s *Service) SendUnbindCode(ctx context.Context, userID, ip string) (*MemberBinding, error) {
+// also with a send error (ETOOMANY: a code sent moments ago is still valid). A finished flow fl
+// gets ErrFlowFinished and no code.
+func (s *Service) SendUnbindCode(ctx context.Context, fl Flow, userID, ip string) (*MemberBinding, error) {
+	if err := s.checkFlow(ctx, fl); err != nil {
+		return nil, err
+	}
 	b, err := s.bindingOfMember(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -58,7 +62,11 @@ func (s *Service) SendUnbindCode(ctx context.Context, userID, ip string) (*Membe
 // Unbind checks the SMS code, deletes the member in WeCom and marks the binding unbound. A member
 // already gone in WeCom (60111) is still marked unbound. A wrong, used or expired SMS code
 // (EINVALID, EEXPIRED) comes back with the binding, for the code form to be shown again.
-func (s *Service) Unbind(ctx context.Context, userID, code string) (*MemberBinding, error) {
+// Unbinding finishes fl; a finished flow gets ErrFlowFinished and no WeCom call.
+func (s *Service) Unbind(ctx context.Context, fl Flow, userID, code string) (*MemberBinding, error) {
+	if err := s.checkFlow(ctx, fl); err != nil {
+		return nil, err
+	}
 	b, err := s.bindingOfMember(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -69,6 +77,7 @@ func (s *Service) Unbind(ctx context.Context, userID, code string) (*MemberBindi
 	if b, err = s.release(ctx, b, ActorMember, "unbound by member"); err != nil {
 		return nil, err
 	}
+	s.finishFlow(ctx, fl)
 	return s.memberBinding(b), nil
 }
 

@@ -94,8 +94,12 @@ func (s *Service) verifyBinding(ctx context.Context, st *VerifyState) (*Binding,
 
 // SendVerifyCode checks that mobile is the bound mobile and sends the verification SMS code. It
 // returns the normalised mobile once it is known to be the bound one, also with a send error
-// (ETOOMANY: a code sent moments ago is still valid).
-func (s *Service) SendVerifyCode(ctx context.Context, st *VerifyState, rawMobile, ip string) (string, error) {
+// (ETOOMANY: a code sent moments ago is still valid). A finished flow fl gets ErrFlowFinished and
+// no code.
+func (s *Service) SendVerifyCode(ctx context.Context, fl Flow, st *VerifyState, rawMobile, ip string) (string, error) {
+	if err := s.checkFlow(ctx, fl); err != nil {
+		return "", err
+	}
 	b, err := s.verifyBinding(ctx, st)
 	if err != nil {
 		return "", err
@@ -113,8 +117,12 @@ func (s *Service) SendVerifyCode(ctx context.Context, st *VerifyState, rawMobile
 // ConfirmVerify checks the SMS code, passes the member's join verification in WeCom
 // (user/tfa_succ or user/authsucc) and activates the binding (one welcome message). A wrong, used
 // or expired SMS code (EINVALID, EEXPIRED) comes back with the member's binding, for the code
-// form to be shown again.
-func (s *Service) ConfirmVerify(ctx context.Context, st *VerifyState, code string) (*MemberBinding, error) {
+// form to be shown again. Passing finishes fl; a finished flow gets ErrFlowFinished and no WeCom
+// call.
+func (s *Service) ConfirmVerify(ctx context.Context, fl Flow, st *VerifyState, code string) (*MemberBinding, error) {
+	if err := s.checkFlow(ctx, fl); err != nil {
+		return nil, err
+	}
 	b, err := s.verifyBinding(ctx, st)
 	if err != nil {
 		return nil, err
@@ -140,6 +148,7 @@ func (s *Service) ConfirmVerify(ctx context.Context, st *VerifyState, code strin
 		return nil, err
 	}
 	s.wakeOutbox()
+	s.finishFlow(ctx, fl)
 	if b, err = s.Store.FindBindingByID(ctx, b.ID); err != nil {
 		return nil, err
 	}

@@ -65,9 +65,17 @@ func TestContractMore(t *testing.T) {
 	now := time.Now().Unix()
 
 	t.Run("cas without login", func(t *testing.T) {
+		// CONTRACT §6: a ticket arriving in a browser that did not start the login at /bind/login
+		// gets 401 and is not sent to CAS; it still works in the browser that did.
 		p := w.newPerson("蒋十三", "student")
 		c := w.client(t)
 		ticket := w.cas.IssueTicket(p.number, w.base+"/bind/cas")
+		validations := w.cas.Validations()
+		ctWant(t, c.get("/bind/cas?ticket="+url.QueryEscape(ticket)), http.StatusUnauthorized)
+		if n := w.cas.Validations() - validations; n != 0 {
+			t.Errorf("a ticket without /bind/login was sent to CAS (%d validations)", n)
+		}
+		c.do(http.MethodGet, "/bind/login", nil)
 		page := c.get("/bind/cas?ticket=" + url.QueryEscape(ticket))
 		ctWant(t, page, http.StatusOK)
 		ctWant(t, c.submit(page, "/bind/mobile", map[string]string{"mobile": p.mobile}), http.StatusOK)

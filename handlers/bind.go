@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -19,9 +20,13 @@ func (s *Server) handleBindStart(c *gin.Context) {
 }
 
 // handleBindLogin handles "GET /bind/login": a fresh CAS login (renew=true), whatever the CAS
-// single sign-on cookie says.
+// single sign-on cookie says. The pre-login flow it starts is what lets /bind/cas send the ticket
+// to CAS; the service URL carries nothing of it (CONTRACT §3 fixes it).
 func (s *Server) handleBindLogin(c *gin.Context) {
-	s.flows.clear(c)
+	if err := s.flows.save(c, &flow{Kind: flowLogin, Expires: time.Now().Add(loginTTL).Unix()}); err != nil {
+		s.renderAppError(c, err)
+		return
+	}
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusFound, s.svc.LoginURL(s.casService()))
 }
@@ -34,9 +39,20 @@ func (s *Server) handleBindSwitch(c *gin.Context) {
 }
 
 // handleBindCAS handles "GET /bind/cas?ticket=…": validate the ticket once, then show the mobile
-// form, or the already-bound page.
+// form, or the already-bound page. Only a browser that started the login at /bind/login gets its
+// ticket validated (login CSRF: a ticket someone else obtained, sent in a link, is refused
+// without asking CAS); the pre-login flow is used up by this request whatever CAS answers.
 func (s *Server) handleBindCAS(c *gin.Context) {
+	if _, err := s.flows.load(c, flowLogin); err != nil {
+		s.renderMessage(c, http.StatusUnauthorized, &pageView{Title: "请重新登录",
+			Paragraphs: []string{"登录已过期,或登录不是从本页面发起的。为保护你的账号安全,请在本页面重新登录统一身份认证。"},
+			Actions:    []action{{Label: "重新登录", URL: "/bind/login", Primary: true}}})
+		return
+	}
 	login, err := s.svc.Authenticate(c.Request.Context(), c.Query("ticket"), s.casService())
+	if err != nil {
+		s.flows.clear(c)
+	}
 	switch app.ErrorCode(err) {
 	case "":
 	case app.EFORBIDDEN:
@@ -66,8 +82,10 @@ func (s *Server) handleBindMobile(c *gin.Context) {
 		return
 	}
 	raw := c.PostForm("mobile")
-	res, err := s.svc.Bind(c.Request.Context(), f.Person, raw)
+	res, err := s.svc.Bind(c.Request.Context(), f.ref(), f.Person, raw)
 	switch code := app.ErrorCode(err); {
+	case errors.Is(err, app.ErrFlowFinished):
+		s.flowFinished(c, err)
 	case code == app.EINVALID:
 		s.renderPage(c, http.StatusBadRequest, "bind_mobile", &pageView{Title: "绑定手机号", Person: f.Person, Mobile: raw, Error: app.ErrorMessage(err)})
 	case code == app.EUNAVAILABLE:
@@ -125,8 +143,11 @@ func (s *Server) handleRebindCode(c *gin.Context) {
 		s.flowExpired(c)
 		return
 	}
-	err = s.svc.SendRebindCode(c.Request.Context(), f.Person, f.RebindFrom, f.Mobile, c.ClientIP())
+	err = s.svc.SendRebindCode(c.Request.Context(), f.ref(), f.Person, f.RebindFrom, f.Mobile, c.ClientIP())
 	switch code := app.ErrorCode(err); {
+	case errors.Is(err, app.ErrFlowFinished):
+		s.flowFinished(c, err)
+		return
 	case err == nil || (code == app.ETOOMANY && f.CodeSent):
 		// sent, or an earlier code is still on its way: the code form (with the notice)
 	case code == app.ETOOMANY:
@@ -163,8 +184,10 @@ func (s *Server) handleRebind(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	res, err := s.svc.Rebind(ctx, f.Person, f.RebindFrom, f.Mobile, strings.TrimSpace(c.PostForm("sms_code")))
+	res, err := s.svc.Rebind(ctx, f.ref(), f.Person, f.RebindFrom, f.Mobile, strings.TrimSpace(c.PostForm("sms_code")))
 	switch code := app.ErrorCode(err); {
+	case errors.Is(err, app.ErrFlowFinished):
+		s.flowFinished(c, err)
 	case code == app.EINVALID || code == app.EEXPIRED:
 		s.renderPage(c, http.StatusBadRequest, "code", s.rebindCodeView(f, app.ErrorMessage(err)))
 	case code == app.EUNAVAILABLE:

@@ -222,6 +222,14 @@ func cookieNamed(r response, name string) *http.Cookie {
 	return nil
 }
 
+// liveCookie returns the cookie called name that r sets, ignoring one that r deletes.
+func liveCookie(r response, name string) *http.Cookie {
+	if c := cookieNamed(r, name); c != nil && c.Value != "" && c.MaxAge >= 0 {
+		return c
+	}
+	return nil
+}
+
 func (t tally) String() string {
 	return fmt.Sprintf("bindings=%d live=%d events=%d intents=%d open=%d sms=%d", t.Bindings, t.LiveBindings, t.Events, t.Intents, t.OpenIntents, t.SMSCodes)
 }

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,7 +29,7 @@ func sealFlow(t *testing.T, flow map[string]any) string {
 }
 
 func personFlow(kind string, expires time.Time) map[string]any {
-	return map[string]any{"k": kind, "e": expires.Unix(), "p": map[string]any{
+	return map[string]any{"k": kind, "i": fmt.Sprintf("test-%d", time.Now().UnixNano()), "e": expires.Unix(), "p": map[string]any{
 		"n": "2021123456", "m": "张三", "t": "student", "u": "2021123456", "d": 2, "l": "学生"}}
 }
 

@@ -23,12 +23,19 @@ const flowCookieName = "wecampus_flow"
 // flowTTL bounds every flow: after it the member starts again (CONTRACT §3: ≤ 15 minutes).
 const flowTTL = 15 * time.Minute
 
+// loginTTL bounds the pre-login flow: the CAS login must come back within it.
+const loginTTL = 10 * time.Minute
+
 // flowKind names a member flow; each step accepts only the flow of its own kind. The values are
 // stored in the flow cookie.
 type flowKind string
 
 // Member flows.
 const (
+	// flowLogin is the pre-login flow /bind/login starts: /bind/cas sends a ticket to CAS only
+	// in the browser that holds it (login CSRF, CONTRACT §6). /bind/cas replaces it with the
+	// bind flow, so it is single use.
+	flowLogin  flowKind = "login"
 	flowBind   flowKind = "bind"   // /bind…, including 换绑
 	flowVerify flowKind = "verify" // /verify…
 	flowUnbind flowKind = "unbind" // /unbind…
@@ -39,6 +46,7 @@ const (
 // one flow is in progress per browser; starting one resets it.
 type flow struct {
 	Kind    flowKind `json:"k"`
+	ID      string   `json:"i"` // random; a finished flow's id is recorded server-side (app.Flow)
 	Expires int64    `json:"e"` // unix seconds
 
 	// bind
@@ -73,7 +81,7 @@ func newFlowCodec(secret, name string, secure bool) *flowCodec {
 var errNoFlow = errors.New("no flow")
 
 // load returns the flow of kind in the request, or errNoFlow when it is missing, forged,
-// expired or of another kind.
+// expired, of another kind or without an id.
 func (fc *flowCodec) load(c *gin.Context, kind flowKind) (*flow, error) {
 	ck, err := c.Request.Cookie(fc.name)
 	if err != nil {
@@ -83,14 +91,17 @@ func (fc *flowCodec) load(c *gin.Context, kind flowKind) (*flow, error) {
 	if err := fc.sc.Decode(flowCookieName, ck.Value, &f); err != nil {
 		return nil, errNoFlow
 	}
-	if f.Kind != kind || time.Now().Unix() > f.Expires {
+	if f.Kind != kind || time.Now().Unix() > f.Expires || f.ID == "" {
 		return nil, errNoFlow
 	}
 	return &f, nil
 }
 
-// save writes f; a new flow gets a fresh expiry, a continued one keeps it.
+// save writes f; a new flow gets an id and a fresh expiry, a continued one keeps both.
 func (fc *flowCodec) save(c *gin.Context, f *flow) error {
+	if f.ID == "" {
+		f.ID = newState()
+	}
 	if f.Expires == 0 {
 		f.Expires = time.Now().Add(flowTTL).Unix()
 	}
@@ -110,6 +121,9 @@ func (fc *flowCodec) clear(c *gin.Context) {
 	http.SetCookie(c.Writer, &http.Cookie{Name: fc.name, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: fc.secure, SameSite: http.SameSiteLaxMode})
 }
+
+// ref is the flow as the app's use cases know it.
+func (f *flow) ref() app.Flow { return app.Flow{ID: f.ID, Expires: time.Unix(f.Expires, 0)} }
 
 // newState returns a random OAuth state (WeCom allows a-zA-Z0-9, ≤ 128 bytes).
 func newState() string {

@@ -135,6 +135,14 @@ func (s *Server) flowExpired(c *gin.Context) {
 		"为保护你的信息安全,每次操作需在 15 分钟内完成,或者你是从其他页面直接进入的。", c.Request.URL.Path))
 }
 
+// flowFinished answers a step of a flow that has finished (err wraps app.ErrFlowFinished): the
+// cookie was saved before the last step and sent again. Nothing was done; the member may start
+// a new flow.
+func (s *Server) flowFinished(c *gin.Context, err error) {
+	s.flows.clear(c)
+	s.renderMessage(c, http.StatusConflict, restartPage("操作已完成", app.ErrorMessage(err), c.Request.URL.Path))
+}
+
 // appStatus maps an app error code to the HTTP status of its page.
 func appStatus(err error) int {
 	switch app.ErrorCode(err) {

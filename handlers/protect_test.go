@@ -178,7 +178,9 @@ func TestPageHeadersOnEveryKindOfAnswer(t *testing.T) {
 	e.cas.AddUser("2021000002", "pw", "赵六", "student")
 	ticket := e.cas.IssueTicket("2021000002", e.baseURL+"/bind/cas")
 	e.cas.SetDown(true)
-	mustStatus(t, "CAS down", e.newMember().get("/bind/cas?ticket="+url.QueryEscape(ticket)), http.StatusServiceUnavailable)
+	m = e.newMember()
+	m.get("/bind/login")
+	mustStatus(t, "CAS down", m.get("/bind/cas?ticket="+url.QueryEscape(ticket)), http.StatusServiceUnavailable)
 }
 
 // plainJar keeps cookies by name whatever their Secure flag, so that a test browser can run the

@@ -78,8 +78,11 @@ func (s *Server) handleUnbindSMS(c *gin.Context) {
 		s.flowExpired(c)
 		return
 	}
-	b, err := s.svc.SendUnbindCode(c.Request.Context(), f.UserID, c.ClientIP())
-	if err != nil && !(app.ErrorCode(err) == app.ETOOMANY && f.CodeSent) {
+	b, err := s.svc.SendUnbindCode(c.Request.Context(), f.ref(), f.UserID, c.ClientIP())
+	if errors.Is(err, app.ErrFlowFinished) {
+		s.flowFinished(c, err)
+		return
+	} else if err != nil && !(app.ErrorCode(err) == app.ETOOMANY && f.CodeSent) {
 		s.renderAppError(c, err, action{Label: "返回", URL: "/unbind"})
 		return
 	}
@@ -103,8 +106,11 @@ func (s *Server) handleUnbindConfirm(c *gin.Context) {
 		s.flowExpired(c)
 		return
 	}
-	b, err := s.svc.Unbind(c.Request.Context(), f.UserID, c.PostForm("sms_code"))
-	if code := app.ErrorCode(err); (code == app.EINVALID || code == app.EEXPIRED) && b != nil {
+	b, err := s.svc.Unbind(c.Request.Context(), f.ref(), f.UserID, c.PostForm("sms_code"))
+	if errors.Is(err, app.ErrFlowFinished) {
+		s.flowFinished(c, err)
+		return
+	} else if code := app.ErrorCode(err); (code == app.EINVALID || code == app.EEXPIRED) && b != nil {
 		// A wrong or expired code: the binding came back with it, ask again.
 		s.renderPage(c, http.StatusBadRequest, "code", s.unbindCodeView(b, app.ErrorMessage(err)))
 		return

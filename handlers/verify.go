@@ -79,7 +79,11 @@ func (s *Server) handleVerifySMS(c *gin.Context) {
 	if raw == "" && f.Mobile != "" {
 		raw = f.Mobile // 重新获取验证码: the mobile is in the flow cookie, not in the page
 	}
-	mobile, err := s.svc.SendVerifyCode(c.Request.Context(), f.Verify, raw, c.ClientIP())
+	mobile, err := s.svc.SendVerifyCode(c.Request.Context(), f.ref(), f.Verify, raw, c.ClientIP())
+	if errors.Is(err, app.ErrFlowFinished) {
+		s.flowFinished(c, err)
+		return
+	}
 	switch app.ErrorCode(err) {
 	case "":
 	case app.EINVALID:
@@ -115,9 +119,12 @@ func (s *Server) handleVerifyConfirm(c *gin.Context) {
 		s.flowExpired(c)
 		return
 	}
-	b, err := s.svc.ConfirmVerify(c.Request.Context(), f.Verify, c.PostForm("sms_code"))
+	b, err := s.svc.ConfirmVerify(c.Request.Context(), f.ref(), f.Verify, c.PostForm("sms_code"))
 	switch code := app.ErrorCode(err); {
 	case err == nil:
+	case errors.Is(err, app.ErrFlowFinished):
+		s.flowFinished(c, err)
+		return
 	case errors.Is(err, app.ErrVerifyRestart):
 		s.renderVerifyError(c, err)
 		return
