@@ -247,6 +247,7 @@ func demoConfig(base, addr, dbPath string) *Config {
 			// 5 s (net/http treats a silent new connection as busy that long); they are cut.
 			ShutdownTimeout: 2 * time.Second,
 			HelpContact:     "信息化管理中心(演示)电话 0000-0000000",
+			RateLimit:       RateLimit{PerMinute: 300},
 		},
 		Database: DatabaseConfig{Driver: "sqlite", DSN: Secret(dbPath)},
 		Log:      LogConfig{Level: "info", Format: "text"},

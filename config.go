@@ -39,6 +39,12 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	HelpContact     string        `mapstructure:"help_contact"`
 	MetricsAddr     string        `mapstructure:"metrics_addr"` // "": /metrics on server.addr
+	RateLimit       RateLimit     `mapstructure:"rate_limit"`
+}
+
+// RateLimit is server.rate_limit (CONTRACT §6).
+type RateLimit struct {
+	PerMinute int `mapstructure:"per_minute"` // per client address: requests carrying a CAS ticket or WeCom code
 }
 
 // DatabaseConfig is the database: section. The DSN is a Secret because a MySQL DSN holds the
@@ -202,6 +208,8 @@ var configDefaults = map[string]any{
 	"retention.sms_after":       "720h",
 	"identity.person_attribute": "",
 	"sms.tencentcloud.region":   "ap-guangzhou",
+
+	"server.rate_limit.per_minute": 300,
 }
 
 // configField is one leaf key of Config and the Go type it decodes into.

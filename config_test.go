@@ -138,6 +138,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}{
 		{"server.shutdown_timeout", cfg.Server.ShutdownTimeout, 15 * time.Second},
 		{"server.trusted_proxies", len(cfg.Server.TrustedProxies), 0},
+		{"server.rate_limit.per_minute", cfg.Server.RateLimit.PerMinute, 300},
 		{"log.format", cfg.Log.Format, "json"},
 		{"wecom.callback_max_age", cfg.WeCom.CallbackMaxAge, 5 * time.Minute},
 		{"wecom.api_base", cfg.WeCom.APIBase, "https://qyapi.weixin.qq.com"},
@@ -199,6 +200,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"ShutdownTimeoutZero", "server.shutdown_timeout", "0s", "server.shutdown_timeout", nil, 0},
 		{"MetricsAddrBad", "server.metrics_addr", "9090", "server.metrics_addr", nil, 0},
 		{"MetricsAddrIsAddr", "server.metrics_addr", ":9090", "server.metrics_addr", map[string]any{"server.addr": ":9090"}, 0},
+		{"RateLimitZero", "server.rate_limit.per_minute", 0, "server.rate_limit.per_minute", nil, 0},
 		{"DriverBad", "database.driver", "postgres", "database.driver", nil, 0},
 		{"DSNMissing", "database.dsn", deleteKey, "database.dsn: required", nil, 0},
 		{"LogLevelBad", "log.level", "loud", "log.level", nil, 0},

@@ -157,6 +157,9 @@ func (s ServerConfig) check(ps *problems) {
 		}
 	}
 	ps.positive("server.shutdown_timeout", s.ShutdownTimeout)
+	if s.RateLimit.PerMinute < 1 {
+		ps.add("server.rate_limit.per_minute", "must be at least 1 (got %d)", s.RateLimit.PerMinute)
+	}
 	if s.MetricsAddr != "" {
 		if err := checkAddr(s.MetricsAddr); err != nil {
 			ps.add("server.metrics_addr", "%v", err)

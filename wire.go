@@ -165,7 +165,8 @@ func (d *deps) buildServing(ctx context.Context, reg *prometheus.Registry, sende
 		MaxBodyBytes:   maxBodyBytes,
 		HelpContact:    cfg.Server.HelpContact,
 
-		SeparateMetrics: cfg.Server.MetricsAddr != "",
+		SeparateMetrics:    cfg.Server.MetricsAddr != "",
+		RateLimitPerMinute: cfg.Server.RateLimit.PerMinute,
 	}, handlers.Deps{
 		Service:       svc,
 		AppCodec:      appCodec,

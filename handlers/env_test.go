@@ -78,6 +78,9 @@ type envConfig struct {
 	mysql                    bool          // the store is a fresh MariaDB database (TEST_MYSQL_DSN)
 	wecomTimeout             time.Duration // deadline of one WeCom call; 0: the client's default
 	personAttr               string        // identity.person_attribute; "": 换绑 by equal names
+	trustedProxies           []string      // server.trusted_proxies
+	rateLimit                int           // server.rate_limit.per_minute; 0: the default
+	rateLimiter              handlers.RateLimiter
 }
 
 // withPersonAttribute configures identity.person_attribute: 换绑 needs equal person ids.
@@ -173,7 +176,9 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	}
 	e.reg = prometheus.NewRegistry()
 	deps.Registry = e.reg
-	e.handler, err = handlers.New(handlers.Config{BaseURL: e.baseURL, SessionSecret: strings.Repeat("s", 32), HelpContact: testHelpContact}, deps)
+	deps.RateLimiter = cfg.rateLimiter
+	e.handler, err = handlers.New(handlers.Config{BaseURL: e.baseURL, SessionSecret: strings.Repeat("s", 32), HelpContact: testHelpContact,
+		TrustedProxies: cfg.trustedProxies, RateLimitPerMinute: cfg.rateLimit}, deps)
 	if err != nil {
 		tb.Fatal(err)
 	}

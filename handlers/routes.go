@@ -7,7 +7,9 @@ import "github.com/gin-gonic/gin"
 //   - callback: the WeCom event servers, authenticated by signature: no session or CSRF
 //     middleware may ever be added to them;
 //   - member H5 pages (bind, verify, unbind, me): behind the CSRF middleware; their flow state
-//     lives in a sealed cookie (flow.go).
+//     lives in a sealed cookie (flow.go). Each GET that takes a CAS ticket or a WeCom code (and so
+//     calls CAS or WeCom before any login) is behind limitOutbound, the per-client rate limit
+//     (server.rate_limit); /admin's OAuth return belongs there too.
 func (s *Server) routes(e *gin.Engine) {
 	// Engine-wide, in order: the request id, the access log (it reads the status after the rest
 	// ran), then recovery, inside the access log so that a panic's 500 is logged and counted.
@@ -39,17 +41,17 @@ func (s *Server) routes(e *gin.Engine) {
 	m.GET("/bind", s.handleBindStart)
 	m.GET("/bind/login", s.handleBindLogin)
 	m.GET("/bind/switch", s.handleBindSwitch)
-	m.GET("/bind/cas", s.handleBindCAS)
+	m.GET("/bind/cas", s.limitOutbound, s.handleBindCAS)
 	m.POST("/bind/mobile", s.handleBindMobile)
 	m.POST("/bind/migrate/code", s.handleRebindCode)
 	m.POST("/bind/migrate", s.handleRebind)
-	m.GET("/verify", s.handleVerify)
+	m.GET("/verify", s.limitOutbound, s.handleVerify)
 	m.POST("/verify/sms", s.handleVerifySMS)
 	m.POST("/verify/confirm", s.handleVerifyConfirm)
-	m.GET("/unbind", s.handleUnbind)
+	m.GET("/unbind", s.limitOutbound, s.handleUnbind)
 	m.POST("/unbind/sms", s.handleUnbindSMS)
 	m.POST("/unbind/confirm", s.handleUnbindConfirm)
-	m.GET("/me", s.handleMe)
+	m.GET("/me", s.limitOutbound, s.handleMe)
 
 	var patterns []string
 	for _, r := range e.Routes() {

@@ -37,6 +37,10 @@ type Config struct {
 	// SeparateMetrics leaves /metrics out of the handler (it answers 404 there): server.metrics_addr
 	// serves MetricsHandler on its own listener.
 	SeparateMetrics bool
+
+	// RateLimitPerMinute is server.rate_limit.per_minute: requests per client address and minute
+	// that carry a CAS ticket or a WeCom code; 0 means DefaultRateLimitPerMinute.
+	RateLimitPerMinute int
 }
 
 // Deps are the collaborators of the HTTP layer, built in main.go.
@@ -50,6 +54,9 @@ type Deps struct {
 	// AuthURL builds the WeCom OAuth authorize URL (snsapi_base) for a redirect URI and state;
 	// required for /unbind, /me and the menu entry of /verify.
 	AuthURL func(redirectURI, state string) string
+	// RateLimiter holds server.rate_limit; nil: an in-process LocalRateLimiter. Set a shared one
+	// when several replicas serve (the limit then holds fleet-wide).
+	RateLimiter RateLimiter
 }
 
 // Server holds what the handlers need. It is created by New and used only through the
@@ -69,6 +76,7 @@ type Server struct {
 	guard       *browserGuard // page headers, cookie names, Origin and form body checks
 	authURL     func(redirectURI, state string) string
 	ids         *requestIDs
+	limiter     *rateLimiter
 
 	appCallback      *callbackHandler
 	contactsCallback *callbackHandler // nil when the 通讯录同步 event server is not configured
@@ -89,6 +97,9 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.RateLimitPerMinute <= 0 {
+		cfg.RateLimitPerMinute = DefaultRateLimitPerMinute
 	}
 
 	s := &Server{cfg: cfg, svc: deps.Service, ready: deps.Ready, registry: deps.Registry, log: deps.Log,
@@ -122,6 +133,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if deps.AuthURL == nil {
 		return nil, errors.New("handlers: Deps.AuthURL is required")
 	}
+	s.limiter = &rateLimiter{shared: deps.RateLimiter, local: NewLocalRateLimiter(cfg.RateLimitPerMinute, 0, nil)}
 	s.authURL = deps.AuthURL
 	// Forms post to the service, which may answer with a redirect to CAS or to WeCom OAuth.
 	formTargets := []string{deps.AuthURL(cfg.BaseURL+"/", "state")}
@@ -147,6 +159,12 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("handlers: trusted proxies: %w", err)
 	}
+	// The client address is the rightmost X-Forwarded-For entry that is not a trusted proxy (an
+	// address the trusted proxy appended), so a client cannot choose it. Only X-Forwarded-For:
+	// X-Real-IP (gin's default second header) would be believed as the client sent it whenever a
+	// proxy does not overwrite it.
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	e.TrustedPlatform = ""
 	s.routes(e)
 	return e, nil
 }
