@@ -49,8 +49,8 @@ func TestMask(t *testing.T) {
 	if got := MaskName("李"); got != "李*" {
 		t.Errorf("MaskName single = %q", got)
 	}
-	if got := maskNumber("2021123456"); got != "20******56" {
-		t.Errorf("maskNumber = %q", got)
+	if got := MaskNumber("2021123456"); got != "20******56" {
+		t.Errorf("MaskNumber = %q", got)
 	}
 }
 

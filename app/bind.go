@@ -188,8 +188,10 @@ func (s *Service) bind(ctx context.Context, p *Person, mobile string) (*BindResu
 // mobileConflict explains that holder's live binding holds mobile; when holder is the person's
 // own earlier number (samePerson), it offers 换绑.
 func (s *Service) mobileConflict(name, key, number, mobile string, holder *Binding) *Conflict {
-	c := &Conflict{Mobile: mobile, HolderNumber: maskNumber(holder.Number)}
+	c := &Conflict{Mobile: mobile, HolderNumber: MaskNumber(holder.Number)}
 	if s.samePerson(name, key, number, holder) {
+		// Both numbers are the person's own: mask them so that they can be told apart.
+		c.HolderNumber, _ = MaskPair(holder.Number, number)
 		c.RebindFrom = holder.ID
 		c.Message = fmt.Sprintf("手机号 %s 已绑定你的另一个学号/工号 %s。如果你已更换学号/工号(如预科转本科、本科转研究生),可以直接换绑:向该手机号发送验证码,验证后旧账号将被解除并绑定新学号/工号。", MaskMobile(mobile), c.HolderNumber)
 		return c
@@ -256,7 +258,7 @@ func (s *Service) adoptMember(ctx context.Context, in *Intent, want Member) (Sta
 	}
 	if m.Status == 2 {
 		// user/update without enable would leave it disabled: the member could never join.
-		return "", Errorf(ECONFLICT, "你的企业微信账号(%s)已被停用,无法自助绑定。请联系学校信息化管理部门启用后再试。", maskNumber(m.UserID))
+		return "", Errorf(ECONFLICT, "你的企业微信账号(%s)已被停用,无法自助绑定。请联系学校信息化管理部门启用后再试。", MaskNumber(m.UserID))
 	}
 	joined := m.Status == 1
 	if joined && m.Mobile != "" && m.Mobile != in.Mobile {
@@ -302,7 +304,7 @@ func (s *Service) mobileHeldInWeCom(ctx context.Context, in *Intent) (*BindResul
 	if holder, err := s.Store.FindLiveBinding(ctx, "userid", holderID); err == nil {
 		return &BindResult{Conflict: s.mobileConflict(in.Name, in.PersonKey, in.Number, in.Mobile, holder)}, nil
 	}
-	c.HolderNumber = maskNumber(holderID)
+	c.HolderNumber = MaskNumber(holderID)
 	c.Message = fmt.Sprintf("手机号 %s 已被企业微信成员(账号 %s)使用,该成员不是通过本系统绑定的。请更换手机号,或联系学校信息化管理部门处理。", MaskMobile(in.Mobile), c.HolderNumber)
 	return &BindResult{Conflict: c}, nil
 }
@@ -314,12 +316,4 @@ func actorOf(a string) string {
 		return a
 	}
 	return ActorMember
-}
-
-// maskNumber hides the middle of a school number: 2021123456 -> 20******56.
-func maskNumber(n string) string {
-	if len(n) <= 4 {
-		return strings.Repeat("*", len(n))
-	}
-	return n[:2] + strings.Repeat("*", len(n)-4) + n[len(n)-2:]
 }

@@ -17,7 +17,7 @@ const msgOldNotReleased = "企业微信系统繁忙,原账号暂未解除,请稍
 // errOldReleased refuses a 换绑 from a binding that was released meanwhile: the number is free,
 // so a plain bind does it.
 func errOldReleased(old *Binding) error {
-	return Errorf(ECONFLICT, "原绑定(学号/工号 %s)已解除,请直接重新提交手机号完成绑定。", maskNumber(old.Number))
+	return Errorf(ECONFLICT, "原绑定(学号/工号 %s)已解除,请直接重新提交手机号完成绑定。", MaskNumber(old.Number))
 }
 
 // checkRebind loads the binding p wants to take over and checks that it is p's own earlier

@@ -29,7 +29,7 @@ func startRebind(t *testing.T, e *env) (*member, *app.Binding) {
 	if !hasForm(r.page(), "/bind/migrate/code", "csrf_token") {
 		t.Fatalf("409 page without the 换绑 form\n%s", r.body)
 	}
-	mustContain(t, "换绑 offer", r.page(), "138****1234", "20******01", "换绑")
+	mustContain(t, "换绑 offer", r.page(), "138****1234", "201*****01", "换绑") // old number masked apart from the new one
 	mustNotContain(t, "换绑 offer", r.page(), heldMobile, oldNumber)
 	r = m.post("/bind/migrate/code", nil)
 	mustStatus(t, "/bind/migrate/code", r, http.StatusOK)
