@@ -31,9 +31,9 @@ func TestGlobEscape(t *testing.T) {
 
 func TestUnavailableReply(t *testing.T) {
 	for msg, want := range map[string]bool{
-		"LOADING Redis is loading the dataset in memory": true,
+		"LOADING Redis is loading the dataset in memory":        true,
 		"READONLY You can't write against a read only replica.": true,
-		"ERR Error running script": false,
+		"ERR Error running script":                              false,
 	} {
 		if got := unavailableReply(errors.New(msg)); got != want {
 			t.Errorf("%q: %v", msg, got)
