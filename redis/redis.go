@@ -88,13 +88,13 @@ type Client struct {
 // error (a configuration mistake). log may be nil.
 func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
 	if cfg.Addr == "" {
-		return nil, errors.New("redis: config: addr is required")
+		return nil, errors.New("redis.addr: required")
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
-		return nil, fmt.Errorf("redis: config: addr must be host:port: %w", err)
+		return nil, fmt.Errorf("redis.addr: must be host:port (got %q)", cfg.Addr)
 	}
 	if cfg.DB < 0 {
-		return nil, errors.New("redis: config: db must not be negative")
+		return nil, fmt.Errorf("redis.db: must not be negative (got %d)", cfg.DB)
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = DefaultKeyPrefix
@@ -124,7 +124,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	err := c.ping(ctx)
 	if isReply(err) {
 		_ = c.rdb.Close()
-		return nil, fmt.Errorf("redis: %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("redis.addr: %s refused us (check redis.password and redis.db): %w", cfg.Addr, err)
 	}
 	if err != nil {
 		log.Warn("redis: unreachable at start; serving degraded until it answers", "addr", cfg.Addr, "err", err)

@@ -69,6 +69,7 @@ var _ app.WeCom = (*Client)(nil)
 
 type clientOptions struct {
 	cache      cache.Cache
+	tokens     TokenStore
 	registerer prometheus.Registerer
 	httpClient *http.Client
 	sem        Semaphore
@@ -162,6 +163,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Client, error) {
 		func(ctx context.Context) (string, int64, error) { return c.fetchToken(ctx, cfg.AppSecret) })
 	c.contacts = newTokSource(tokContacts, tokCacheKey(tokContacts, cfg.CorpID, c.apiBase, cfg.ContactsSecret), store, log,
 		func(ctx context.Context) (string, int64, error) { return c.fetchToken(ctx, cfg.ContactsSecret) })
+	c.app.shared, c.contacts.shared = o.tokens, o.tokens
 	return c, nil
 }
 

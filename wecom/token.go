@@ -103,6 +103,8 @@ type tokSource struct {
 	fetch func(ctx context.Context) (token string, expiresIn int64, err error)
 	now   func() time.Time
 
+	shared TokenStore // the fleet's tokens (redis.*); nil: this process's only
+
 	sem chan struct{} // single flight of refreshes; a channel so that waiting honours ctx
 
 	mu        sync.Mutex
@@ -141,6 +143,9 @@ func (t *tokSource) get(ctx context.Context) (string, error) {
 	if err := t.heldErr(); err != nil {
 		return "", err
 	}
+	if t.shared != nil {
+		return t.fromStore(ctx)
+	}
 	return t.refresh(ctx)
 }
 
@@ -156,17 +161,25 @@ func (t *tokSource) probe(ctx context.Context) error {
 
 // drop removes bad from the cache after WeCom rejected it (40014/42001). A token another caller
 // has refreshed meanwhile is kept, so a burst of rejected calls causes one gettoken, not many;
-// the check and the delete happen under the single-flight lock, atomically with refreshes.
+// the check and the delete happen under the single-flight lock, atomically with refreshes. The
+// shared store, if any, drops bad too, unless another replica has replaced it already.
 func (t *tokSource) drop(ctx context.Context, bad string) error {
 	if err := t.lock(ctx); err != nil {
 		return err
 	}
 	defer t.unlock()
-	if t.cached() != bad {
+	switch cur := t.cached(); {
+	case cur == bad:
+		if err := t.cache.Delete(t.key); err != nil {
+			t.log.Warn("wecom: drop cached token", "token", t.which, "err", err)
+		}
+	case cur != "" || t.shared == nil:
 		return nil
 	}
-	if err := t.cache.Delete(t.key); err != nil {
-		t.log.Warn("wecom: drop cached token", "token", t.which, "err", err)
+	if t.shared != nil {
+		if err := t.shared.DropToken(ctx, t.key, bad); err != nil {
+			t.log.Warn("wecom: drop shared token", "token", t.which, "err", err)
+		}
 	}
 	return nil
 }
@@ -193,6 +206,20 @@ func (t *tokSource) heldErr() error {
 
 // refresh fetches a token and caches it. Callers hold the single-flight lock.
 func (t *tokSource) refresh(ctx context.Context) (string, error) {
+	tok, ttl, err := t.fetchTTL(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := t.cache.Set(t.key, tok, ttl); err != nil {
+		// The token is good; without the cache the next call simply fetches again.
+		t.log.Warn("wecom: cache token", "token", t.which, "err", err)
+	}
+	return tok, nil
+}
+
+// fetchTTL fetches a token from WeCom and says how long to keep it; a configuration failure is
+// held (answered from memory) for tokHoldFor.
+func (t *tokSource) fetchTTL(ctx context.Context) (string, time.Duration, error) {
 	tok, expiresIn, err := t.fetch(ctx)
 	t.mu.Lock()
 	t.held = nil
@@ -202,11 +229,7 @@ func (t *tokSource) refresh(ctx context.Context) (string, error) {
 	}
 	t.mu.Unlock()
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	if err := t.cache.Set(t.key, tok, tokTTL(expiresIn)); err != nil {
-		// The token is good; without the cache the next call simply fetches again.
-		t.log.Warn("wecom: cache token", "token", t.which, "err", err)
-	}
-	return tok, nil
+	return tok, tokTTL(expiresIn), nil
 }
