@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 )
 
@@ -34,4 +37,63 @@ type Limiter interface {
 	// Undo removes the event id (Decision.ID) from limits, e.g. the cooldown of an SMS the
 	// provider did not send.
 	Undo(ctx context.Context, id string, limits ...Limit) error
+}
+
+// fleetLimits are the SMS limits of p for req held fleet-wide, in this order: the cooldown per
+// mobile (SendCode undoes it alone when the provider fails, as the database does), the daily cap
+// (per requesting number for a 换绑 code, else per mobile), and the per-IP cap when the IP is
+// known. The keys hold a keyed hash of the mobile, number or IP, not the value.
+func (p SMSPolicy) fleetLimits(req codeRequest) []Limit {
+	m := p.keyHash("mobile", req.mobile)
+	ls := []Limit{{Key: "sms:cooldown:" + m, Max: 1, Window: p.Cooldown}}
+	if r := req.rebind; r != nil {
+		ls = append(ls, Limit{Key: "sms:rebind:" + p.keyHash("number", r.requester), Max: p.RebindDailyLimit, Window: 24 * time.Hour})
+	} else {
+		ls = append(ls, Limit{Key: "sms:daily:" + m, Max: p.DailyLimit, Window: 24 * time.Hour})
+	}
+	if req.ip != "" {
+		ls = append(ls, Limit{Key: "sms:ip:" + p.keyHash("ip", req.ip), Max: p.IPLimit, Window: p.IPWindow})
+	}
+	return ls
+}
+
+func (p SMSPolicy) keyHash(kind, value string) string {
+	m := hmac.New(sha256.New, p.Secret)
+	m.Write([]byte(kind + "\x00" + value))
+	return hex.EncodeToString(m.Sum(nil)[:12])
+}
+
+// allowFleet counts the send req against the fleet limits and returns its id. It returns "" and
+// no error when there are no fleet limits or they are unavailable: the database's checks, made
+// just before, hold alone then.
+func (s *Service) allowFleet(ctx context.Context, p SMSPolicy, req codeRequest) (string, error) {
+	if s.Limits == nil {
+		return "", nil
+	}
+	d, err := s.Limits.Allow(ctx, p.fleetLimits(req)...)
+	switch {
+	case err != nil:
+		s.log().Debug("fleet sms limits unavailable; database limits only", "err", err)
+		return "", nil
+	case d.OK:
+		return d.ID, nil
+	case d.Refused == 0:
+		return "", errCooldown(d.RetryAfter)
+	case d.Refused == 1:
+		return "", p.errDailyCap(req)
+	}
+	return "", errIPCap()
+}
+
+// undoFleet takes the send id back from limits (a send that did not happen, or did not reach
+// the member). It runs even when ctx was cancelled.
+func (s *Service) undoFleet(ctx context.Context, id string, limits []Limit) {
+	if s.Limits == nil || id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := s.Limits.Undo(ctx, id, limits...); err != nil {
+		s.log().Warn("undo fleet sms limits", "err", err)
+	}
 }

@@ -38,6 +38,9 @@ type Service struct {
 	Now func() time.Time
 	// Log receives operational logs; nil means slog.Default().
 	Log *slog.Logger
+	// Limits holds the SMS limits for the whole fleet (redis.*); nil: the database's checks
+	// alone, which are exact within one replica and always the floor.
+	Limits Limiter
 
 	smsLocks stripedLock // per-mobile: the SMS limit checks and the insert happen as one step
 

@@ -100,7 +100,7 @@ type rebindRequest struct {
 
 func (s *Service) sendCode(ctx context.Context, req codeRequest) error {
 	p := s.SMSPolicy.withDefaults()
-	c, code, err := s.reserveCode(ctx, p, req)
+	c, code, fleetID, err := s.reserveCode(ctx, p, req)
 	if err != nil {
 		return err
 	}
@@ -110,6 +110,7 @@ func (s *Service) sendCode(ctx context.Context, req codeRequest) error {
 		if uerr := s.Store.UseSMSCode(ctx, c.ID, c.CreatedAt); uerr != nil {
 			s.log().Warn("void undelivered sms code", "mobile", MaskMobile(req.mobile), "err", uerr)
 		}
+		s.undoFleet(ctx, fleetID, p.fleetLimits(req)[:1]) // the cooldown, as in the database
 		if ErrorCode(err) == EINTERNAL {
 			return Wrap(EUNAVAILABLE, err, "短信发送失败,请稍后再试。")
 		}
@@ -133,19 +134,25 @@ func (p SMSPolicy) message(req codeRequest, code string) string {
 }
 
 // reserveCode checks the limits and stores a new code. The check and the insert run under a
-// per-mobile lock, so two simultaneous requests cannot both pass the cooldown (within one
-// replica; across replicas the window is a few milliseconds).
-func (s *Service) reserveCode(ctx context.Context, p SMSPolicy, req codeRequest) (*SMSCode, string, error) {
+// per-mobile lock, so two simultaneous requests cannot both pass the cooldown within one
+// replica; across replicas the fleet limits (Service.Limits) make the same checks atomically.
+// It returns the fleet's id of the send ("" without fleet limits).
+func (s *Service) reserveCode(ctx context.Context, p SMSPolicy, req codeRequest) (*SMSCode, string, string, error) {
 	mu := s.smsLocks.of(req.mobile)
 	mu.Lock()
 	defer mu.Unlock()
 	now := s.now()
 	if err := s.checkCodeLimits(ctx, p, req, now); err != nil {
-		return nil, "", err
+		return nil, "", "", err
+	}
+	fleetID, err := s.allowFleet(ctx, p, req)
+	if err != nil {
+		return nil, "", "", err
 	}
 	code, err := randomCode()
 	if err != nil {
-		return nil, "", fmt.Errorf("app: sms code: %w", err)
+		s.undoFleet(ctx, fleetID, p.fleetLimits(req))
+		return nil, "", "", fmt.Errorf("app: sms code: %w", err)
 	}
 	c := &SMSCode{Mobile: req.mobile, Purpose: req.purpose, Hash: p.hash(req.mobile, req.purpose, code), IP: req.ip,
 		ExpiresAt: now.Add(p.TTL), CreatedAt: now}
@@ -153,9 +160,10 @@ func (s *Service) reserveCode(ctx context.Context, p SMSPolicy, req codeRequest)
 		c.Requester = req.rebind.requester
 	}
 	if err := s.Store.CreateSMSCode(ctx, c); err != nil {
-		return nil, "", err
+		s.undoFleet(ctx, fleetID, p.fleetLimits(req))
+		return nil, "", "", err
 	}
-	return c, code, nil
+	return c, code, fleetID, nil
 }
 
 // checkCodeLimits applies the cooldown per mobile, then the daily cap (per requesting number for
@@ -165,7 +173,7 @@ func (s *Service) checkCodeLimits(ctx context.Context, p SMSPolicy, req codeRequ
 		// A code the provider failed to send was marked used at once: it holds nobody back.
 		undelivered := last.UsedAt != nil && !last.UsedAt.After(last.CreatedAt)
 		if wait := last.CreatedAt.Add(p.Cooldown).Sub(now); wait > 0 && !undelivered {
-			return Errorf(ETOOMANY, "验证码发送过于频繁,请 %d 秒后再试。", int(wait.Seconds())+1)
+			return errCooldown(wait)
 		}
 	} else if ErrorCode(err) != ENOTFOUND {
 		return err
@@ -177,7 +185,7 @@ func (s *Service) checkCodeLimits(ctx context.Context, p SMSPolicy, req codeRequ
 			return err
 		}
 		if n >= p.RebindDailyLimit {
-			return Errorf(ETOOMANY, "今日换绑验证码的发送次数已达上限(%d 次),请明天再试。", p.RebindDailyLimit)
+			return p.errDailyCap(req)
 		}
 	} else {
 		n, err := s.Store.CountSMSCodes(ctx, req.mobile, day)
@@ -185,7 +193,7 @@ func (s *Service) checkCodeLimits(ctx context.Context, p SMSPolicy, req codeRequ
 			return err
 		}
 		if n >= p.DailyLimit {
-			return Errorf(ETOOMANY, "该手机号今日获取验证码次数已达上限(%d 次),请明天再试。", p.DailyLimit)
+			return p.errDailyCap(req)
 		}
 	}
 	if req.ip == "" {
@@ -196,9 +204,25 @@ func (s *Service) checkCodeLimits(ctx context.Context, p SMSPolicy, req codeRequ
 		return err
 	}
 	if n >= p.IPLimit {
-		return Errorf(ETOOMANY, "当前网络获取验证码过于频繁,请稍后再试。")
+		return errIPCap()
 	}
 	return nil
+}
+
+func errCooldown(wait time.Duration) error {
+	return Errorf(ETOOMANY, "验证码发送过于频繁,请 %d 秒后再试。", int(wait.Seconds())+1)
+}
+
+// errDailyCap is the refusal of the daily cap that applies to req.
+func (p SMSPolicy) errDailyCap(req codeRequest) error {
+	if req.rebind != nil {
+		return Errorf(ETOOMANY, "今日换绑验证码的发送次数已达上限(%d 次),请明天再试。", p.RebindDailyLimit)
+	}
+	return Errorf(ETOOMANY, "该手机号今日获取验证码次数已达上限(%d 次),请明天再试。", p.DailyLimit)
+}
+
+func errIPCap() error {
+	return Errorf(ETOOMANY, "当前网络获取验证码过于频繁,请稍后再试。")
 }
 
 // stripedLock serialises work per key with a fixed number of mutexes (no growth, no cleanup).
