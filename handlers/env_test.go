@@ -81,6 +81,7 @@ type envConfig struct {
 	trustedProxies           []string      // server.trusted_proxies
 	rateLimit                int           // server.rate_limit.per_minute; 0: the default
 	rateLimiter              handlers.RateLimiter
+	redisUp                  func() bool // Deps.RedisUp
 }
 
 // withPersonAttribute configures identity.person_attribute: 换绑 needs equal person ids.
@@ -95,6 +96,9 @@ func withoutContacts() envOption { return func(c *envConfig) { c.noContacts = tr
 func withAppCallback(corpID, token, key string) envOption {
 	return func(c *envConfig) { c.corpID, c.appToken, c.appKey = corpID, token, key }
 }
+
+// withRedisUp reports the optional Redis's health through up.
+func withRedisUp(up func() bool) envOption { return func(c *envConfig) { c.redisUp = up } }
 
 // withLogLevel sets the minimum log level (serve logs at info).
 func withLogLevel(l slog.Level) envOption { return func(c *envConfig) { c.level = l } }
@@ -169,7 +173,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 
 	appCodec := mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey, callback.WithMaxAge(5*time.Minute))
 	e.wecomApp = mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey)
-	deps := handlers.Deps{Service: e.svc, AppCodec: appCodec, Ready: db.Ping, Log: log, AuthURL: client.AuthURL}
+	deps := handlers.Deps{Service: e.svc, AppCodec: appCodec, Ready: db.Ping, Log: log, AuthURL: client.AuthURL, RedisUp: cfg.redisUp}
 	if !cfg.noContacts {
 		deps.ContactsCodec = mustCodec(tb, cfg.corpID, testContactsToken, testContactsKey, callback.WithMaxAge(5*time.Minute))
 		e.wecomContacts = mustCodec(tb, cfg.corpID, testContactsToken, testContactsKey)

@@ -20,7 +20,9 @@ func (s *Server) handleHealthz(c *gin.Context) {
 	writeText(c, http.StatusOK, "ok")
 }
 
-// handleReadyz handles "GET /readyz": 200 when the database answers, else 503.
+// handleReadyz handles "GET /readyz": 200 when the database answers, else 503. Redis is
+// optional: while it is down the replica serves degraded, still ready, and the body says
+// "redis: degraded" (CONTRACT §8).
 func (s *Server) handleReadyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
@@ -29,7 +31,14 @@ func (s *Server) handleReadyz(c *gin.Context) {
 		writeText(c, http.StatusServiceUnavailable, "not ready")
 		return
 	}
-	writeText(c, http.StatusOK, "ok")
+	switch {
+	case s.redisUp == nil:
+		writeText(c, http.StatusOK, "ok")
+	case s.redisUp():
+		writeText(c, http.StatusOK, "ok\nredis: ok")
+	default:
+		writeText(c, http.StatusOK, "ok\nredis: degraded")
+	}
 }
 
 // handleMetrics handles "GET /metrics": the Prometheus text format of the registry.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wecampus/wecampus/app"
@@ -28,6 +29,25 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	if r := e.do(http.MethodGet, "/healthz", "", nil); r.status != http.StatusOK {
 		t.Errorf("/healthz is liveness only and must not depend on the database: %d", r.status)
+	}
+}
+
+// With Redis down a replica serves degraded: still ready, and /readyz says so.
+func TestReadinessRedisDegraded(t *testing.T) {
+	var up atomic.Bool
+	e := newEnv(t, withRedisUp(up.Load))
+	if r := e.do(http.MethodGet, "/readyz", "", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), "redis: degraded") {
+		t.Errorf("/readyz with Redis down: %d %q, want 200 naming redis: degraded", r.status, r.body)
+	}
+	up.Store(true)
+	if r := e.do(http.MethodGet, "/readyz", "", nil); r.status != http.StatusOK || strings.Contains(string(r.body), "degraded") {
+		t.Errorf("/readyz with Redis up: %d %q", r.status, r.body)
+	}
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(http.MethodGet, "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the database closed and Redis up: %d, want 503", r.status)
 	}
 }
 

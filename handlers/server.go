@@ -49,6 +49,7 @@ type Deps struct {
 	AppCodec      *callback.Codec                 // GET|POST /wecom/callback
 	ContactsCodec *callback.Codec                 // GET|POST /wecom/contacts; nil: that route answers 404
 	Ready         func(ctx context.Context) error // /readyz probe (DB ping); nil: Service.Ping
+	RedisUp       func() bool                     // whether the optional Redis answers (/readyz names it); nil: no Redis
 	Registry      *prometheus.Registry            // /metrics gathers it; nil: a new registry with Go and process collectors
 	Log           *slog.Logger                    // nil: slog.Default()
 	// AuthURL builds the WeCom OAuth authorize URL (snsapi_base) for a redirect URI and state;
@@ -65,6 +66,7 @@ type Server struct {
 	cfg      Config
 	svc      *app.Service
 	ready    func(ctx context.Context) error
+	redisUp  func() bool
 	registry *prometheus.Registry
 	log      *slog.Logger
 	metrics  *metrics
@@ -102,7 +104,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		cfg.RateLimitPerMinute = DefaultRateLimitPerMinute
 	}
 
-	s := &Server{cfg: cfg, svc: deps.Service, ready: deps.Ready, registry: deps.Registry, log: deps.Log,
+	s := &Server{cfg: cfg, svc: deps.Service, ready: deps.Ready, redisUp: deps.RedisUp, registry: deps.Registry, log: deps.Log,
 		ids: newRequestIDs(), codeTTL: deps.Service.CodeTTL()}
 	if s.log == nil {
 		s.log = slog.Default()
