@@ -16,7 +16,7 @@ import (
 func smsReplicas(t *testing.T, policy app.SMSPolicy, redisAddr, prefix string) ([]*app.Service, *smsRecorder, *fakeClock) {
 	t.Helper()
 	a, rec, clock, _ := newSMSService(t, policy)
-	a.Store = slowLatest{a.Store} // both replicas read the database before either writes
+	a.Store = slowChecks{a.Store} // both replicas read the database before either writes
 	b := &app.Service{Store: a.Store, SMS: rec, SMSPolicy: a.SMSPolicy, Now: a.Now}
 	if redisAddr != "" {
 		a.Limits = redistest.Open(t, redisAddr, prefix)
@@ -112,4 +112,55 @@ func TestFleetSMSRedisOutage(t *testing.T) {
 	if n := rec.count(); n != 3 {
 		t.Errorf("simultaneous sends after recovery: %d SMS in all, want 3", n)
 	}
+}
+
+// 换绑 codes are capped per requesting number fleet-wide too.
+func TestFleetRebindCodeCap(t *testing.T) {
+	addr := redistest.Addr(t)
+	prefix := redistest.Prefix(t, addr)
+	const cooldown = 50 * time.Millisecond
+	f := newFixture(t, 0)
+	f.svc.SMSPolicy.Cooldown = cooldown
+	f.svc.SMSPolicy.RebindDailyLimit = 3
+	f.svc.Store = slowChecks{f.svc.Store}
+	f.svc.Limits = redistest.Open(t, addr, prefix)
+	other := &app.Service{Store: f.svc.Store, WeCom: f.svc.WeCom, SMS: f.svc.SMS, Identity: f.svc.Identity,
+		SMSPolicy: f.svc.SMSPolicy, BaseURL: f.svc.BaseURL, Now: f.svc.Now, Log: f.svc.Log, Limits: redistest.Open(t, addr, prefix)}
+	old := f.seed(oldNumber, "张三", heldMobile, app.StatusActive)
+	p := student(newNumber, "张三")
+	for range 4 {
+		var wg sync.WaitGroup
+		for _, svc := range []*app.Service{f.svc, other} {
+			wg.Go(func() {
+				if err := svc.SendRebindCode(f.ctx, f.flow(), p, old.ID, heldMobile, "10.0.0.1"); err != nil && app.ErrorCode(err) != app.ETOOMANY {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(cooldown + 10*time.Millisecond)
+		f.clock.advance(cooldown + 10*time.Millisecond)
+	}
+	if n := f.sms.count(); n != 3 {
+		t.Errorf("4 rounds of simultaneous 换绑 codes on two replicas with a cap of 3: %d SMS", n)
+	}
+}
+
+// slowChecks delays the reads of the SMS limit checks, so that replicas sending at once all read
+// before any of them writes.
+type slowChecks struct{ app.Store }
+
+func (s slowChecks) LatestSMSCode(ctx context.Context, mobile string, purpose app.Purpose) (*app.SMSCode, error) {
+	defer time.Sleep(20 * time.Millisecond)
+	return s.Store.LatestSMSCode(ctx, mobile, purpose)
+}
+
+func (s slowChecks) CountSMSCodes(ctx context.Context, mobile string, since time.Time) (int, error) {
+	defer time.Sleep(20 * time.Millisecond)
+	return s.Store.CountSMSCodes(ctx, mobile, since)
+}
+
+func (s slowChecks) CountSMSCodesByRequester(ctx context.Context, number string, since time.Time) (int, error) {
+	defer time.Sleep(20 * time.Millisecond)
+	return s.Store.CountSMSCodesByRequester(ctx, number, since)
 }
