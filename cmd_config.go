@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wecampus/wecampus/redis"
 )
 
 // probeTimeout bounds each config check probe.
@@ -27,7 +29,8 @@ func (c *cli) configCmd() *cobra.Command {
 		Use:   "check",
 		Short: "validate the config, then probe the database, WeCom gettoken (both secrets) and CAS",
 		Long: "Validates every key, then probes the database, WeCom gettoken with the app secret and with\n" +
-			"the 通讯录同步 secret, and the CAS server. Prints one line per check; secrets are never printed.\n" +
+			"the 通讯录同步 secret, Redis when redis.addr is set, and the CAS server. Prints one line per\n" +
+			"check; secrets are never printed.\n" +
 			"Exits non-zero if any check fails.",
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -75,6 +78,18 @@ func (c *cli) configCheck(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
 			return wc.ProbeToken(ctx, kind)
+		})
+	}
+	if cfg.Redis.Addr != "" {
+		out.check("redis", func() error {
+			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			rc, err := redis.Open(ctx, redisConfig(cfg), nil, nil)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			return rc.Ping(ctx)
 		})
 	}
 	out.check("cas", func() error {

@@ -27,6 +27,7 @@ type Config struct {
 	Identity  IdentityConfig  `mapstructure:"identity"`
 	SMS       SMSConfig       `mapstructure:"sms"`
 	Retention RetentionConfig `mapstructure:"retention"`
+	Redis     RedisConfig     `mapstructure:"redis"`
 	Menu      []MenuButton    `mapstructure:"menu"`
 }
 
@@ -156,6 +157,15 @@ type RetentionConfig struct {
 	SMSAfter     time.Duration `mapstructure:"sms_after"`
 }
 
+// RedisConfig is the redis: section (CONTRACT §8). It is optional: with addr empty one instance
+// keeps its state in the process and the database, as it always did.
+type RedisConfig struct {
+	Addr      string `mapstructure:"addr"`
+	Password  Secret `mapstructure:"password"`
+	DB        int    `mapstructure:"db"`
+	KeyPrefix string `mapstructure:"key_prefix"`
+}
+
 // SMSHTTP is sms.http: the generic HTTP gateway (CONTRACT §4).
 type SMSHTTP struct {
 	URL   string `mapstructure:"url"`
@@ -208,6 +218,9 @@ var configDefaults = map[string]any{
 	"retention.sms_after":       "720h",
 	"identity.person_attribute": "",
 	"sms.tencentcloud.region":   "ap-guangzhou",
+	"redis.addr":                "",
+	"redis.db":                  0,
+	"redis.key_prefix":          "wecampus:",
 
 	"server.rate_limit.per_minute": 300,
 }

@@ -162,6 +162,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"sms.ip_limit", cfg.SMS.IPLimit, 200},
 		{"sms.ip_window", cfg.SMS.IPWindow, time.Hour},
 		{"sms.tencentcloud.region", cfg.SMS.TencentCloud.Region, "ap-guangzhou"},
+		{"redis.addr", cfg.Redis.Addr, ""},
+		{"redis.db", cfg.Redis.DB, 0},
+		{"redis.key_prefix", cfg.Redis.KeyPrefix, "wecampus:"},
 		{"wecom.app_secret", cfg.WeCom.AppSecret.Reveal(), testAppSecret},
 	}
 	for _, c := range checks {
@@ -235,6 +238,9 @@ func TestConfigInvalid(t *testing.T) {
 		{"SMSTencentNoKey", "sms.provider", "tencentcloud", "sms.tencentcloud.secret_key: required", nil, 5},
 		{"SMSDailyLimitZero", "sms.daily_limit", 0, "sms.daily_limit", nil, 0},
 		{"SMSCooldownZero", "sms.cooldown", "0s", "sms.cooldown", nil, 0},
+		{"RedisAddrNoPort", "redis.addr", "redis.example", "redis.addr", nil, 0},
+		{"RedisDBNegative", "redis.db", -1, "redis.db", map[string]any{"redis.addr": "127.0.0.1:6379"}, 0},
+		{"RedisKeyPrefixGlob", "redis.key_prefix", "wecampus*", "redis.key_prefix", nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

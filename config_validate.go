@@ -133,6 +133,7 @@ func (c *Config) problems() problems {
 	c.checkIdentity(&checks)
 	c.checkSMS(&checks)
 	c.Retention.check(&checks)
+	c.checkRedis(&checks)
 	c.checkMenu(&checks)
 	return mergeProblems(ps, checks)
 }
@@ -263,6 +264,13 @@ func (c *Config) checkSMS(ps *problems) {
 func (r RetentionConfig) check(ps *problems) {
 	ps.positive("retention.unbound_after", r.UnboundAfter)
 	ps.positive("retention.sms_after", r.SMSAfter)
+}
+
+// checkRedis reports what the redis adapter finds wrong with redis:.
+func (c *Config) checkRedis(ps *problems) {
+	if err := redisConfig(c).Validate(); err != nil {
+		ps.addErr(err)
+	}
 }
 
 // checkMenu reports what app finds wrong with menu: (WeCom's limits, the help key); its errors

@@ -15,6 +15,7 @@ import (
 	"github.com/wecampus/wecampus/cas"
 	"github.com/wecampus/wecampus/handlers"
 	"github.com/wecampus/wecampus/internal/keys"
+	"github.com/wecampus/wecampus/redis"
 	"github.com/wecampus/wecampus/sms"
 	"github.com/wecampus/wecampus/store"
 	"github.com/wecampus/wecampus/wecom"
@@ -33,6 +34,7 @@ type deps struct {
 
 	db      *store.DB            // withStore, withMigrate, withServing
 	wecom   *wecom.Client        // withWeCom, withServing
+	redis   *redis.Client        // withWeCom, withServing, when redis.addr is set: the fleet's shared state
 	handler http.Handler         // withServing: the HTTP service of serve and demo
 	reg     *prometheus.Registry // withServing: what /metrics gathers
 }
@@ -115,7 +117,16 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, opts ...buildOpti
 		d.svc.Store = d.db
 	}
 	if o.wecom {
-		if d.wecom, err = newWeComClient(cfg, registerer, log); err != nil {
+		var fleet []wecom.Option
+		if cfg.Redis.Addr != "" {
+			// Redis shares the access tokens and the 2FA cap with the other replicas (and with
+			// the CLI commands that call WeCom). Down at start is not an error: degraded.
+			if d.redis, err = redis.Open(ctx, redisConfig(cfg), log, registerer); err != nil {
+				return nil, err
+			}
+			fleet = []wecom.Option{wecom.WithTokenStore(d.redis), wecom.WithSemaphore(d.redis)}
+		}
+		if d.wecom, err = newWeComClient(cfg, registerer, log, fleet...); err != nil {
 			return nil, err
 		}
 		d.svc.WeCom = d.wecom
@@ -145,6 +156,11 @@ func (d *deps) buildServing(ctx context.Context, reg *prometheus.Registry, sende
 		}
 	}
 	svc.SMS = sender
+	var redisUp func() bool
+	if d.redis != nil {
+		svc.Limits = d.redis
+		redisUp = d.redis.Up
+	}
 	svc.VerifyMode = app.VerifyMode(cfg.WeCom.VerifyMode)
 	svc.JoinQRCodeURL = cfg.WeCom.JoinQRCodeURL
 
@@ -172,6 +188,7 @@ func (d *deps) buildServing(ctx context.Context, reg *prometheus.Registry, sende
 		AppCodec:      appCodec,
 		ContactsCodec: contactsCodec,
 		Ready:         d.db.Ping,
+		RedisUp:       redisUp,
 		Registry:      reg,
 		Log:           d.log,
 		AuthURL:       d.wecom.AuthURL,
@@ -181,6 +198,10 @@ func (d *deps) buildServing(ctx context.Context, reg *prometheus.Registry, sende
 
 // close releases what build opened; it may be called more than once.
 func (d *deps) close() error {
+	if d.redis != nil {
+		_ = d.redis.Close() // nothing to lose: Redis keeps what was written
+		d.redis = nil
+	}
 	if d.db == nil {
 		return nil
 	}
@@ -215,9 +236,13 @@ func openStore(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 	return db, nil
 }
 
-// newWeComClient builds the WeCom API client; reg and log may be nil.
-func newWeComClient(cfg *Config, reg prometheus.Registerer, log *slog.Logger) (*wecom.Client, error) {
-	var opts []wecom.Option
+// redisConfig is the redis adapter's view of redis:.
+func redisConfig(cfg *Config) redis.Config {
+	return redis.Config{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password.Reveal(), DB: cfg.Redis.DB, KeyPrefix: cfg.Redis.KeyPrefix}
+}
+
+// newWeComClient builds the WeCom API client with the options given; reg and log may be nil.
+func newWeComClient(cfg *Config, reg prometheus.Registerer, log *slog.Logger, opts ...wecom.Option) (*wecom.Client, error) {
 	if reg != nil {
 		opts = append(opts, wecom.WithRegisterer(reg))
 	}

@@ -6,7 +6,7 @@
 //   - Allow and Undo hold rate limits fleet-wide and atomically (app.Limiter);
 //   - Acquire caps concurrent calls fleet-wide, for WeCom's 2FA APIs (wecom.Semaphore).
 //
-// Redis is optional and never a single point of failure. A health monitor pings it every second
+// Redis is optional and never a single point of failure. A health monitor pings it twice a second
 // and publishes the gauge wecampus_redis_up; while it is down (Up reports false) every feature
 // degrades instead of failing: Token fetches from WeCom directly (the wecom package keeps the
 // token in its process-local cache, so never a gettoken per request), Allow reports
@@ -47,7 +47,7 @@ const DefaultKeyPrefix = "wecampus:"
 // Timings. Redis sits next to the replicas: an answer takes well under a millisecond, so a
 // second without one means it is gone, and a request must not wait longer than that for it.
 const (
-	healthEvery  = time.Second // health ping period, also the recovery delay after an outage
+	healthEvery  = 500 * time.Millisecond // health ping period, also the recovery delay after an outage
 	pingTimeout  = time.Second
 	dialTimeout  = time.Second
 	ioTimeout    = time.Second // read and write timeout of one command
@@ -64,6 +64,24 @@ type Config struct {
 	Password  string // secret
 	DB        int
 	KeyPrefix string // prepended to every key; default DefaultKeyPrefix
+}
+
+// Validate reports what is wrong with cfg, one line per problem, each naming its config key. An
+// empty Addr is valid: Redis is not used.
+func (cfg Config) Validate() error {
+	var errs []error
+	if cfg.Addr != "" {
+		if host, port, err := net.SplitHostPort(cfg.Addr); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("redis.addr: must be host:port, e.g. 127.0.0.1:6379 (got %q)", cfg.Addr))
+		}
+	}
+	if cfg.DB < 0 {
+		errs = append(errs, fmt.Errorf("redis.db: must not be negative (got %d)", cfg.DB))
+	}
+	if strings.ContainsAny(cfg.KeyPrefix, " \t\r\n*?[]") {
+		errs = append(errs, fmt.Errorf("redis.key_prefix: must not contain spaces or glob characters (got %q)", cfg.KeyPrefix))
+	}
+	return errors.Join(errs...)
 }
 
 // Client is a Redis connection pool with a health monitor. It is safe for concurrent use.
@@ -84,17 +102,14 @@ type Client struct {
 
 // Open connects to Redis and starts the health monitor. It registers the gauge
 // wecampus_redis_up with reg (if not nil). A Redis that does not answer yet is not an error: the
-// Client starts degraded and recovers when Redis comes up. A refused password or database is an
-// error (a configuration mistake). log may be nil.
+// Client starts degraded and recovers when Redis comes up (also one still loading its data). A
+// refused password or database is an error: a configuration mistake. log may be nil.
 func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
 	if cfg.Addr == "" {
 		return nil, errors.New("redis.addr: required")
 	}
-	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
-		return nil, fmt.Errorf("redis.addr: must be host:port (got %q)", cfg.Addr)
-	}
-	if cfg.DB < 0 {
-		return nil, fmt.Errorf("redis.db: must not be negative (got %d)", cfg.DB)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = DefaultKeyPrefix
@@ -122,7 +137,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		}
 	}
 	err := c.ping(ctx)
-	if isReply(err) {
+	if isReply(err) && !transientReply(err) {
 		_ = c.rdb.Close()
 		return nil, fmt.Errorf("redis.addr: %s refused us (check redis.password and redis.db): %w", cfg.Addr, err)
 	}
@@ -243,10 +258,20 @@ func isNet(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// unavailableReply reports error replies that mean this Redis cannot serve us at the moment.
+// unavailableReply reports error replies that mean this Redis cannot serve us at the moment:
+// passing states, or credentials it no longer accepts.
 func unavailableReply(err error) bool {
+	return transientReply(err) || replyPrefix(err, "NOAUTH", "WRONGPASS")
+}
+
+// transientReply reports error replies of a Redis that will serve again by itself.
+func transientReply(err error) bool {
+	return replyPrefix(err, "LOADING", "READONLY", "MASTERDOWN", "OOM", "BUSY", "CLUSTERDOWN", "TRYAGAIN")
+}
+
+func replyPrefix(err error, prefixes ...string) bool {
 	msg := err.Error()
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "OOM", "BUSY", "NOAUTH", "WRONGPASS", "CLUSTERDOWN", "TRYAGAIN"} {
+	for _, p := range prefixes {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

@@ -56,7 +56,8 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func TestOpenConfig(t *testing.T) {
 	ctx := context.Background()
-	for _, cfg := range []redis.Config{{}, {Addr: "localhost"}, {Addr: "127.0.0.1:6379", DB: -1}} {
+	for _, cfg := range []redis.Config{{}, {Addr: "localhost"}, {Addr: ":6379"}, {Addr: "127.0.0.1:6379", DB: -1},
+		{Addr: "127.0.0.1:6379", KeyPrefix: "a b:"}} {
 		if c, err := redis.Open(ctx, cfg, nil, nil); err == nil {
 			c.Close()
 			t.Errorf("Open(%+v) = nil error", cfg)
@@ -300,7 +301,7 @@ func TestAllowAllOrNone(t *testing.T) {
 func TestAllowSlidingWindowAndUndo(t *testing.T) {
 	c := replicas(t, 1)[0]
 	ctx := context.Background()
-	l := app.Limit{Key: "ip:192.0.2.1", Max: 2, Window: 300 * time.Millisecond}
+	l := app.Limit{Key: "ip:192.0.2.1", Max: 2, Window: time.Second}
 	first, _ := c.Allow(ctx, l)
 	second, _ := c.Allow(ctx, l)
 	if !first.OK || !second.OK {
@@ -315,7 +316,7 @@ func TestAllowSlidingWindowAndUndo(t *testing.T) {
 	if d, _ := c.Allow(ctx, l); !d.OK {
 		t.Fatal("undone event still counted")
 	}
-	time.Sleep(350 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	if d, _ := c.Allow(ctx, l); !d.OK {
 		t.Error("events older than the window still counted")
 	}
@@ -353,7 +354,7 @@ func TestAcquireCapsTheFleet(t *testing.T) {
 				return
 			}
 			defer release()
-			h.hold(20 * time.Millisecond)
+			h.hold(50 * time.Millisecond)
 		})
 	}
 	wg.Wait()
@@ -365,7 +366,7 @@ func TestAcquireCapsTheFleet(t *testing.T) {
 func TestAcquireLeaseExpires(t *testing.T) {
 	fleet := replicas(t, 2)
 	ctx := context.Background()
-	if _, err := fleet[0].Acquire(ctx, "k", 1, 300*time.Millisecond); err != nil {
+	if _, err := fleet[0].Acquire(ctx, "k", 1, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// Replica 0 "dies" holding the only slot: replica 1 gets it once the lease runs out.
