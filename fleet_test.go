@@ -56,6 +56,7 @@ func TestFleetSharesRedis(t *testing.T) {
 	sim := newSimulated(t)
 	setKey(t, sim.tree, "redis.addr", proxy.Addr())
 	setKey(t, sim.tree, "redis.key_prefix", redistest.Prefix(t, redisAddr))
+	setKey(t, sim.tree, "server.rate_limit.per_minute", 3)
 	cfg, err := LoadConfig(sim.path(t))
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +116,16 @@ func TestFleetSharesRedis(t *testing.T) {
 	t.Logf("SMS sent for 2 simultaneous requests on 2 instances: %d", sent.count("13800000002"))
 	if n := sent.count("13800000002"); n != 1 {
 		t.Errorf("simultaneous sends on two instances: %d SMS, want 1", n)
+	}
+	// server.rate_limit holds across the fleet: 3 requests with a ticket a minute from one address.
+	limited := 0
+	for i := range 6 {
+		if code, _ := probe(fleet[i%2], "/bind/cas?ticket=ST-junk"); code == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited != 3 {
+		t.Errorf("6 requests with a ticket from one address over two instances at 3 a minute: %d answered 429, want 3", limited)
 	}
 	for _, d := range fleet {
 		if code, body := probe(d, "/readyz"); code != http.StatusOK || !strings.Contains(body, "redis: ok") {

@@ -157,9 +157,11 @@ func (d *deps) buildServing(ctx context.Context, reg *prometheus.Registry, sende
 	}
 	svc.SMS = sender
 	var redisUp func() bool
+	var rateLimiter handlers.RateLimiter // nil: in-process
 	if d.redis != nil {
 		svc.Limits = d.redis
 		redisUp = d.redis.Up
+		rateLimiter = d.redis.RateLimiter(cfg.Server.RateLimit.PerMinute)
 	}
 	svc.VerifyMode = app.VerifyMode(cfg.WeCom.VerifyMode)
 	svc.JoinQRCodeURL = cfg.WeCom.JoinQRCodeURL
@@ -192,6 +194,7 @@ func (d *deps) buildServing(ctx context.Context, reg *prometheus.Registry, sende
 		Registry:      reg,
 		Log:           d.log,
 		AuthURL:       d.wecom.AuthURL,
+		RateLimiter:   rateLimiter,
 	})
 	return err
 }

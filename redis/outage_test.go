@@ -65,6 +65,9 @@ func testOutage(t *testing.T, mode string) {
 	if _, err := c.Allow(ctx, cooldown); err != redis.ErrUnavailable {
 		t.Errorf("Allow while down: %v, want ErrUnavailable", err)
 	}
+	if _, _, err := c.RateLimiter(60).Allow(ctx, "192.0.2.1"); err != redis.ErrUnavailable {
+		t.Errorf("RateLimiter.Allow while down: %v, want ErrUnavailable", err)
+	}
 	// Tokens: fetched directly (the caller caches it in its process), at once.
 	if got, _, err := c.Token(ctx, "app", f.fetch); err != nil || got == tok || f.calls.Load() != 2 {
 		t.Errorf("Token while down: %q, %v, fetches %d; want a direct fetch", got, err, f.calls.Load())

@@ -3,7 +3,8 @@
 //
 //   - Token and DropToken keep one WeCom access token per secret for the whole fleet (it
 //     implements wecom.TokenStore);
-//   - Allow and Undo hold rate limits fleet-wide and atomically (app.Limiter);
+//   - Allow and Undo hold the SMS limits fleet-wide and atomically (app.Limiter);
+//   - RateLimiter holds server.rate_limit per client address fleet-wide (handlers.RateLimiter);
 //   - Acquire caps concurrent calls fleet-wide, for WeCom's 2FA APIs (wecom.Semaphore).
 //
 // Redis is optional and never a single point of failure. A health monitor pings it twice a second
@@ -13,14 +14,17 @@
 // ErrUnavailable (callers fall back to the limits the database enforces), and Acquire uses an
 // in-process semaphore. When Redis answers again the monitor flips back, without a restart.
 //
-// The rate limits are a Lua script over sorted sets (a sliding log), not a library such as
-// redis_rate: every limit of wecampus is "at most N events in the last window" (an SMS per 60 s,
-// 10 per 24 h, 200 per hour per IP), the same count the database takes as the floor, so both
-// agree on what is allowed; and one script checks several limits at once and counts the event in
-// all of them or in none, which a one-key-per-call limiter (GCRA in redis_rate) cannot do: a send
-// refused by the per-IP cap would already have used up the mobile's cooldown. Time comes from the
-// Redis server (TIME), so replicas with skewed clocks agree. The scripts need Redis 5 or newer
-// (effect replication) and a single Redis, not a cluster: the keys of one call share no slot.
+// The limits are our own Lua scripts, not a library such as redis_rate. The SMS limits are "at
+// most N events in the last window" (an SMS per 60 s, 10 per 24 h, 200 per hour per IP), the
+// same count the database takes as the floor, so the script keeps a sliding log (a sorted set)
+// and both agree on what is allowed; and one script checks several limits at once and counts the
+// event in all of them or in none, which a one-key-per-call limiter cannot do: a send refused by
+// the per-IP cap would already have used up the mobile's cooldown. The request rate limit is
+// GCRA, one number per client address, the algorithm of the replicas' in-process fallback, so
+// the two decide alike; that is what redis_rate implements too, in a script of the same size and
+// a dependency more. Time comes from the Redis server (TIME), so replicas with skewed clocks
+// agree. The scripts need Redis 5 or newer (effect replication) and a single Redis, not a
+// cluster: the keys of one call share no slot.
 package redis
 
 import (

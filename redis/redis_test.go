@@ -391,3 +391,58 @@ func TestAcquireLeaseExpires(t *testing.T) {
 		r()
 	}
 }
+
+func TestRateLimiterAcrossReplicas(t *testing.T) {
+	fleet := replicas(t, 2)
+	limiters := []*redis.RateLimiter{fleet[0].RateLimiter(5), fleet[1].RateLimiter(5)}
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			allowed, wait, err := limiters[i%2].Allow(context.Background(), "192.0.2.7")
+			switch {
+			case err != nil:
+				t.Error(err)
+			case allowed:
+				ok.Add(1)
+			case wait <= 0 || wait > 12*time.Second:
+				t.Errorf("refused with wait %v, want up to a fifth of a minute", wait)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 5 {
+		t.Errorf("%d of 40 simultaneous requests allowed at 5 a minute (burst 5)", ok.Load())
+	}
+	if allowed, _, err := limiters[0].Allow(context.Background(), "192.0.2.8"); err != nil || !allowed {
+		t.Errorf("another address: %v, %v", allowed, err)
+	}
+}
+
+// After the burst, requests are let through at the sustained rate.
+func TestRateLimiterRefills(t *testing.T) {
+	c := replicas(t, 1)[0]
+	l := c.RateLimiter(1200) // one per 50 ms, burst 1200
+	ctx := context.Background()
+	n := 0
+	for ; n < 2000; n++ {
+		allowed, _, err := l.Allow(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !allowed {
+			break
+		}
+	}
+	if n < 1200 || n > 1210 { // a few more drip in while the burst is spent
+		t.Fatalf("burst of %d, want 1200", n)
+	}
+	allowed, wait, _ := l.Allow(ctx, "k")
+	if allowed || wait <= 0 || wait > 50*time.Millisecond {
+		t.Fatalf("right after the burst: %v, wait %v", allowed, wait)
+	}
+	time.Sleep(wait + 5*time.Millisecond)
+	if allowed, _, _ := l.Allow(ctx, "k"); !allowed {
+		t.Error("refused after waiting the time it was told")
+	}
+}
