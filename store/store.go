@@ -151,7 +151,7 @@ const sqlitePragmas = "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma
 // openSQLite opens the SQLite file at path (or ":memory:") with a single connection.
 func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	if path == "" {
-		return nil, errors.New("store: open sqlite: dsn must be a file path or :memory:")
+		return nil, errors.New("store: open sqlite: dsn must be :memory: or a file path")
 	}
 	sep := "?"
 	if strings.Contains(path, "?") {
