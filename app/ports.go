@@ -102,6 +102,10 @@ type Store interface {
 	FindOpenIntents(ctx context.Context, before time.Time) ([]*Intent, error)
 	// FindOpenIntent returns the open intent for a number, or ENOTFOUND.
 	FindOpenIntent(ctx context.Context, number string) (*Intent, error)
+
+	// Backlog counts the outbox messages not sent yet (given-up ones excluded) and the open
+	// intents, each with the creation time of its oldest; At is left zero.
+	Backlog(ctx context.Context) (Backlog, error)
 }
 
 // SMSCode is a verification code sent by SMS; only a hash of the code is stored.

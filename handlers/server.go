@@ -123,6 +123,11 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if s.metrics, err = newMetrics(s.registry); err != nil {
 		return nil, err
 	}
+	if deps.Service.Store != nil {
+		if _, err = register(s.registry, newBacklogCollector(deps.Service.Backlog, s.log)); err != nil {
+			return nil, err
+		}
+	}
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
