@@ -1,6 +1,7 @@
 // Command wecampus is the 微校园助手 service and its admin CLI (CONTRACT.md §1): serve, demo,
-// migrate, config check, binding get/list/unbind, menu sync/show, reconcile and version. This
-// package is the composition root: the only place that knows every concrete type.
+// migrate, config check, binding get/list/unbind, menu sync/show, reconcile and version, plus
+// purge, offboard and healthcheck. This package is the composition root: the only place that
+// knows every concrete type.
 package main
 
 import (
@@ -126,6 +127,7 @@ func (c *cli) rootCmd() *cobra.Command {
 		c.reconcileCmd(),
 		c.purgeCmd(),
 		c.offboardCmd(),
+		c.healthcheckCmd(),
 		c.versionCmd(),
 	)
 	return root
