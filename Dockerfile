@@ -1,19 +1,33 @@
-# syntax=docker/dockerfile:1
 # Multi-stage build of wecampus: a static binary (pure-Go SQLite, CGO off) on distroless, non-root.
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always) -t wecampus .
 #   docker run -v $PWD/config.yaml:/etc/wecampus/config.yaml:ro -v wecampus-data:/var/lib/wecampus -p 8080:8080 wecampus
 #
-# The build needs only the base images and Go modules (GOPROXY or a pre-filled module cache via
-# GOFLAGS=-mod=mod and the cache mounts below); it downloads no other tools.
+# What the build downloads: the two base images below and the Go modules listed in go.sum, nothing
+# else. There is no "# syntax=" line, so no Dockerfile frontend image is pulled (the builder's
+# built-in frontend runs this file); GOTOOLCHAIN=local forbids a Go toolchain download. Without
+# internet access:
+#   - base images: pull them beforehand (docker pull, or a registry mirror the daemon is set up for);
+#   - modules: from a module proxy inside the school,
+#       docker build --build-arg GOPROXY=https://goproxy.example.edu.cn -t wecampus .
+#     or vendored into the build context (go build then reads vendor/ and fetches nothing):
+#       go mod vendor && docker build -t wecampus .
+#
+# The Go image is pinned by tag to go.mod's go line (go 1.26.8). A digest pin is stricter, since a
+# tag can be moved: look the digest up with
+#   docker buildx imagetools inspect golang:1.26.8-bookworm
+# (or docker inspect --format '{{index .RepoDigests 0}}' after a pull) and write
+# FROM golang:1.26.8-bookworm@sha256:<digest>; the same for the distroless image.
+#
+# RUN --mount=type=cache needs BuildKit: the default builder since Docker 23 (buildah and podman
+# understand it too).
 
-FROM golang:1.26 AS build
+FROM golang:1.26.8-bookworm AS build
+# Where modules come from: a proxy URL, "off" with a vendor/ directory, or the public default.
+ARG GOPROXY=https://proxy.golang.org,direct
+# GOTOOLCHAIN=local: never download a toolchain; the image is exactly go.mod's go version.
+ENV CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=${GOPROXY}
 WORKDIR /src
-# GOTOOLCHAIN=local: never download a toolchain (offline builds); the image must be >= go.mod's go line.
-ENV CGO_ENABLED=0 GOTOOLCHAIN=local
-COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/go/pkg/mod \
-    go mod download
 COPY . .
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod \
@@ -30,5 +44,8 @@ USER nonroot:nonroot
 VOLUME ["/etc/wecampus", "/var/lib/wecampus"]
 EXPOSE 8080
 ENV WECAMPUS_CONFIG=/etc/wecampus/config.yaml
+# The image has no shell, curl or wget: the binary asks its own /readyz (server.addr :8080).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["/usr/local/bin/wecampus", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/wecampus"]
 CMD ["serve", "--config", "/etc/wecampus/config.yaml"]
