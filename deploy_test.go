@@ -16,7 +16,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -256,12 +255,6 @@ func portOf(t *testing.T, addr string) string {
 	return port
 }
 
-// redisWired reports whether the config has the redis section (CONTRACT §8) yet.
-func redisWired() bool {
-	_, ok := reflect.TypeFor[Config]().FieldByName("Redis")
-	return ok
-}
-
 // loadWithEnv loads a valid config with the WECAMPUS_* variables of env set: each must name a
 // config key, and the result must validate.
 func loadWithEnv(t *testing.T, env map[string]string) *Config {
@@ -275,11 +268,6 @@ func loadWithEnv(t *testing.T, env map[string]string) *Config {
 			continue
 		}
 		if !known[name] {
-			if strings.HasPrefix(name, "WECAMPUS_REDIS_") && !redisWired() {
-				// Branch i10-redis adds the redis section; until it lands the variable is inert.
-				t.Logf("%s: no redis config yet", name)
-				continue
-			}
 			t.Errorf("%s names no config key", name)
 		}
 		t.Setenv(name, value)
@@ -604,9 +592,6 @@ func TestDeployAlertsAndDashboard(t *testing.T) {
 			switch {
 			case series[n]:
 			case n == "up": // added by Prometheus to every target
-			case n == "wecampus_redis_up" && !redisWired():
-				// Branch i10-redis registers it with the redis section; until it lands it is absent.
-				t.Logf("%s uses %s, not registered yet", where, n)
 			default:
 				t.Errorf("%s uses the metric %s, which /metrics does not have", where, n)
 			}
@@ -754,10 +739,8 @@ func TestPromQLNames(t *testing.T) {
 func scrapeService(t *testing.T) (series, labels map[string]bool) {
 	t.Helper()
 	sim := newSimulated(t)
-	if redisWired() {
-		// Nothing listens there: the replica runs degraded and reports wecampus_redis_up 0.
-		setKey(t, sim.tree, "redis.addr", "127.0.0.1:1")
-	}
+	// Nothing listens there: the replica runs degraded and reports wecampus_redis_up 0.
+	setKey(t, sim.tree, "redis.addr", "127.0.0.1:1")
 	cfg, err := LoadConfig(sim.path(t))
 	if err != nil {
 		t.Fatal(err)
