@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -18,7 +18,7 @@ import (
 
 // bindingFields are the field names of `binding get --json` and the header of
 // `binding list --csv` (CONTRACT §1), in that order.
-var bindingFields = []string{"number", "userid", "mobile", "name", "type", "department", "status", "created_at", "updated_at"}
+var bindingFields = app.BindingFields
 
 // bindingJSON is the JSON shape of one binding: CONTRACT's fields, RFC 3339 times in UTC, plus
 // the audit details.
@@ -72,13 +72,21 @@ func (c *cli) bindingCmd() *cobra.Command {
 	return cmd
 }
 
+// bindingEventsJSON is `binding get --json --events`: the binding and its number's audit trail,
+// oldest first (CONTRACT §9).
+type bindingEventsJSON struct {
+	bindingJSON
+	Events []*app.Event `json:"events"`
+}
+
 func (c *cli) bindingGetCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, withEvents bool
 	cmd := &cobra.Command{
 		Use:   "get KEY",
 		Short: "print the binding of a number, userid or mobile (exit 3 when there is none)",
 		Example: "  wecampus binding get 20210001\n" +
-			"  wecampus binding get 13800000000 --json",
+			"  wecampus binding get 13800000000 --json\n" +
+			"  wecampus binding get 20210001 --json --events",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withDeps(cmd.Context(), func(ctx context.Context, d *deps) error {
@@ -90,14 +98,29 @@ func (c *cli) bindingGetCmd() *cobra.Command {
 				} else if err != nil {
 					return err
 				}
-				if asJSON {
-					return writeJSON(c.stdout, toBindingJSON(b))
+				if !withEvents {
+					if asJSON {
+						return writeJSON(c.stdout, toBindingJSON(b))
+					}
+					return writeBindingText(c.stdout, toBindingJSON(b))
 				}
-				return writeBindingText(c.stdout, toBindingJSON(b))
+				events, err := d.svc.NumberEvents(ctx, b.Number, 0)
+				if err != nil {
+					return err
+				}
+				slices.Reverse(events)
+				if asJSON {
+					return writeJSON(c.stdout, bindingEventsJSON{bindingJSON: toBindingJSON(b), Events: events})
+				}
+				if err := writeBindingText(c.stdout, toBindingJSON(b)); err != nil {
+					return err
+				}
+				return writeEventsText(c.stdout, events)
 			}, withStore())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	cmd.Flags().BoolVar(&withEvents, "events", false, "also print the audit trail of the number (JSON: the events field), oldest first")
 	return cmd
 }
 
@@ -188,22 +211,19 @@ func writeBindingText(w io.Writer, b bindingJSON) error {
 	return tw.Flush()
 }
 
+// writeBindingCSV writes the CSV the console's export also writes; formula cells are escaped.
 func writeBindingCSV(w io.Writer, list []*app.Binding) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(bindingFields); err != nil {
-		return err
+	return app.WriteBindingsCSV(w, list)
+}
+
+// writeEventsText prints an audit trail, one event a line.
+func writeEventsText(w io.Writer, events []*app.Event) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nevents (%d):\n", len(events))
+	for _, ev := range events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", rfc3339(ev.CreatedAt), ev.Kind, ev.Actor, ev.Detail)
 	}
-	for _, b := range list {
-		row := toBindingJSON(b).row()
-		for i := range row {
-			row[i] = app.CSVCell(row[i]) // a name like =HYPERLINK(…) must not run in Excel
-		}
-		if err := cw.Write(row); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
+	return tw.Flush()
 }
 
 func writeBindingTable(w io.Writer, list []*app.Binding) error {

@@ -35,6 +35,10 @@ const (
 // demoCorpID is the simulated corp; every secret of the demo is random per run.
 const demoCorpID = "wwdemo0123456789"
 
+// demoAdmin is the demo's helpdesk operator (admin.operators): a WeCom member who has joined,
+// offered first when /admin asks who signs in.
+var demoAdmin = wecomtest.Member{UserID: "helpdesk", Name: "服务台", Mobile: "13900009999", Department: []int64{1}, Status: 1}
+
 // demoPassword is the CAS password of every test identity.
 const demoPassword = "demo123"
 
@@ -173,6 +177,7 @@ func (d *demoWorld) newConsole(codes *demo.SMSRecorder) (*demo.Console, error) {
 		ContactsCodec: contactsSide,
 		AgentID:       w.AgentID,
 		CorpID:        w.CorpID,
+		Admin:         demoAdmin,
 		Log:           d.log,
 	})
 }
@@ -212,12 +217,13 @@ func (d *demoWorld) printBanner(w io.Writer) error {
 
   请在浏览器中打开: %[1]s/demo
   注册页:           %[1]s/bind
+  管理控制台:       %[1]s/admin(以演示操作员 %[6]s 登录)
   数据:             %[2]s(SQLite,临时目录,停止后删除)
   短信验证码:       不会真的发送;写在日志(标准错误输出)中,也显示在控制台的“短信验证码”里
   企业微信、统一身份认证: 进程内模拟器 %[1]s%[3]s 、%[1]s%[4]s(测试账号密码均为 %[5]s)
 
 按 Ctrl+C 停止。
-`, d.base, filepath.Join(d.dataDir, "demo.db"), demoWeComPath, demoCASPath, demoPassword)
+`, d.base, filepath.Join(d.dataDir, "demo.db"), demoWeComPath, demoCASPath, demoPassword, demoAdmin.UserID)
 	return err
 }
 
@@ -263,6 +269,7 @@ func demoConfig(base, addr, dbPath string) *Config {
 			CallbackMaxAge:         5 * time.Minute,
 			APIBase:                base + demoWeComPath,
 			OAuthBase:              base + demo.OAuthBasePath,
+			LoginBase:              base + demo.OAuthBasePath,
 			VerifyMode:             "tfa",
 			Timeout:                5 * time.Second,
 			HelpKey:                "HELP",
@@ -280,6 +287,7 @@ func demoConfig(base, addr, dbPath string) *Config {
 				{Type: "staff", Department: 3, Label: "教职工"},
 			},
 		},
+		Admin: AdminConfig{Operators: []string{demoAdmin.UserID}},
 		SMS: SMSConfig{
 			Provider:    "log",
 			AllowLog:    true,

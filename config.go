@@ -29,6 +29,7 @@ type Config struct {
 	Retention RetentionConfig `mapstructure:"retention"`
 	Redis     RedisConfig     `mapstructure:"redis"`
 	Menu      []MenuButton    `mapstructure:"menu"`
+	Admin     AdminConfig     `mapstructure:"admin"`
 }
 
 // ServerConfig is the server: section.
@@ -74,6 +75,7 @@ type WeComConfig struct {
 	CallbackMaxAge         time.Duration `mapstructure:"callback_max_age"`
 	APIBase                string        `mapstructure:"api_base"`
 	OAuthBase              string        `mapstructure:"oauth_base"`
+	LoginBase              string        `mapstructure:"login_base"`
 	VerifyMode             string        `mapstructure:"verify_mode"`
 	Timeout                time.Duration `mapstructure:"timeout"`
 	HelpKey                string        `mapstructure:"help_key"`
@@ -132,6 +134,12 @@ func (b MenuButton) toApp() app.MenuButton {
 		out.SubButton = append(out.SubButton, sb.toApp())
 	}
 	return out
+}
+
+// AdminConfig is the admin: section: who may use the helpdesk console /admin (CONTRACT §9).
+type AdminConfig struct {
+	Operators []string `mapstructure:"operators"` // WeCom userids who may search, view and act
+	Viewers   []string `mapstructure:"viewers"`   // WeCom userids who may search and view only
 }
 
 // SMSConfig is the sms: section: the provider and the code limits of CONTRACT §4.
@@ -197,6 +205,7 @@ var configDefaults = map[string]any{
 	"wecom.callback_max_age":    "5m",
 	"wecom.api_base":            "https://qyapi.weixin.qq.com",
 	"wecom.oauth_base":          "https://open.weixin.qq.com",
+	"wecom.login_base":          "https://login.work.weixin.qq.com",
 	"wecom.verify_mode":         "tfa",
 	"wecom.timeout":             "5s",
 	"wecom.help_key":            "HELP",
@@ -221,6 +230,8 @@ var configDefaults = map[string]any{
 	"redis.addr":                "",
 	"redis.db":                  0,
 	"redis.key_prefix":          "wecampus:",
+	"admin.operators":           []string{},
+	"admin.viewers":             []string{},
 
 	"server.rate_limit.per_minute": 300,
 }

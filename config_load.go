@@ -248,6 +248,9 @@ func (c *Config) normalize() {
 	c.CAS.BaseURL = strings.TrimRight(strings.TrimSpace(c.CAS.BaseURL), "/")
 	c.WeCom.APIBase = strings.TrimRight(strings.TrimSpace(c.WeCom.APIBase), "/")
 	c.WeCom.OAuthBase = strings.TrimRight(strings.TrimSpace(c.WeCom.OAuthBase), "/")
+	c.WeCom.LoginBase = strings.TrimRight(strings.TrimSpace(c.WeCom.LoginBase), "/")
+	c.Admin.Operators = trimList(c.Admin.Operators)
+	c.Admin.Viewers = trimList(c.Admin.Viewers)
 	c.WeCom.CorpID = strings.TrimSpace(c.WeCom.CorpID)
 	proxies := c.Server.TrustedProxies[:0]
 	for _, p := range c.Server.TrustedProxies {
@@ -261,4 +264,16 @@ func (c *Config) normalize() {
 	c.SMS.Provider = strings.ToLower(strings.TrimSpace(c.SMS.Provider))
 	c.Database.Driver = strings.ToLower(strings.TrimSpace(c.Database.Driver))
 	c.WeCom.VerifyMode = strings.ToLower(strings.TrimSpace(c.WeCom.VerifyMode))
+}
+
+// trimList drops blanks around and between list items (a userid list from the environment is
+// comma-separated).
+func trimList(list []string) []string {
+	out := list[:0]
+	for _, v := range list {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -135,7 +135,17 @@ func (c *Config) problems() problems {
 	c.Retention.check(&checks)
 	c.checkRedis(&checks)
 	c.checkMenu(&checks)
+	c.Admin.check(&checks)
 	return mergeProblems(ps, checks)
+}
+
+// check refuses a userid on both console lists: which role was meant is unclear.
+func (a AdminConfig) check(ps *problems) {
+	for _, id := range a.Viewers {
+		if slices.ContainsFunc(a.Operators, func(op string) bool { return strings.EqualFold(op, id) }) {
+			ps.add("admin.viewers", "%s is also in admin.operators (list a userid once)", id)
+		}
+	}
 }
 
 func (s ServerConfig) check(ps *problems) {

@@ -94,6 +94,7 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, opts ...buildOpti
 			Secret:           keys.Derive(cfg.Server.SessionSecret.Reveal(), keys.SMSCode),
 		},
 		Retention: app.RetentionPolicy{UnboundAfter: cfg.Retention.UnboundAfter, SMSAfter: cfg.Retention.SMSAfter},
+		Admins:    app.AdminPolicy{Operators: cfg.Admin.Operators, Viewers: cfg.Admin.Viewers},
 	}}
 	if cfg.Identity.PersonAttribute != "" {
 		d.svc.PersonIDKey = keys.Derive(cfg.Server.SessionSecret.Reveal(), keys.PersonID)
@@ -195,6 +196,7 @@ func (d *deps) buildServing(ctx context.Context, reg *prometheus.Registry, sende
 		Log:           d.log,
 		AuthURL:       d.wecom.AuthURL,
 		RateLimiter:   rateLimiter,
+		WebLoginURL:   d.wecom.WebLoginURL,
 	})
 	return err
 }
@@ -256,6 +258,7 @@ func newWeComClient(cfg *Config, reg prometheus.Registerer, log *slog.Logger, op
 		AgentID:        cfg.WeCom.AgentID,
 		APIBase:        cfg.WeCom.APIBase,
 		OAuthBase:      cfg.WeCom.OAuthBase,
+		LoginBase:      cfg.WeCom.LoginBase,
 		Timeout:        cfg.WeCom.Timeout,
 	}, log, opts...)
 }

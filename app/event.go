@@ -5,7 +5,7 @@ import "time"
 // Actors of audit events.
 const (
 	ActorMember = "member" // the person, through the H5 pages
-	ActorAdmin  = "admin"  // the CLI
+	ActorAdmin  = "admin"  // the CLI, or the console (the detail ends with "[admin <userid>]")
 	ActorWeCom  = "wecom"  // a callback from WeCom (admin console or member self-edit)
 	ActorSystem = "system" // the service itself (repair on start-up, outbox)
 )
@@ -23,6 +23,15 @@ const (
 	EventWelcomeSent   = "message.welcome" // welcome message delivered
 	EventPurged        = "data.purged"     // mobile and name removed after retention.unbound_after
 	EventRebindCode    = "rebind.code"     // a 换绑 code was sent to this binding's mobile for another number
+
+	// The helpdesk console (/admin): each names the admin's userid in its detail.
+	EventAdminSignIn  = "admin.signin"  // signed in (not tied to a number)
+	EventAdminSignOut = "admin.signout" // signed out
+	EventAdminView    = "admin.view"    // viewed a person page
+	EventAdminInvite  = "admin.invite"  // re-sent the WeCom invitation of a pending member
+	EventAdminRepair  = "admin.repair"  // repaired an open intent
+	EventAdminExport  = "admin.export"  // exported bindings as CSV (not tied to a number)
+	EventAdminFailed  = "admin.failed"  // an action that failed and changed nothing
 )
 
 // Event is one row of the append-only audit trail: who did what, when, to which number/userid.

@@ -106,6 +106,9 @@ type Store interface {
 	// Backlog counts the outbox messages not sent yet (given-up ones excluded) and the open
 	// intents, each with the creation time of its oldest; At is left zero.
 	Backlog(ctx context.Context) (Backlog, error)
+
+	// AdminStore: sessions and queries of the helpdesk console (admin.go).
+	AdminStore
 }
 
 // SMSCode is a verification code sent by SMS; only a hash of the code is stored.

@@ -24,6 +24,8 @@ type Service struct {
 	PersonIDKey []byte
 	// Retention says how long personal data is kept (retention.*).
 	Retention RetentionPolicy
+	// Admins lists who may use the helpdesk console (admin.operators, admin.viewers).
+	Admins AdminPolicy
 	// VerifyMode is wecom.verify_mode: VerifyTfa (default, also for "") or VerifyAuthSucc.
 	VerifyMode VerifyMode
 	// JoinQRCodeURL, when set, is shown on the follow page instead of asking WeCom for the

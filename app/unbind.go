@@ -74,7 +74,7 @@ func (s *Service) Unbind(ctx context.Context, fl Flow, userID, code string) (*Me
 	if err := s.CheckCode(ctx, b.Mobile, PurposeUnbind, code); err != nil {
 		return s.memberBinding(b), err
 	}
-	if b, err = s.release(ctx, b, ActorMember, "unbound by member"); err != nil {
+	if b, err = s.release(ctx, b, ActorMember, "unbound by member", ""); err != nil {
 		return nil, err
 	}
 	s.finishFlow(ctx, fl)
@@ -92,12 +92,13 @@ func (s *Service) AdminUnbind(ctx context.Context, number, reason string) (*Bind
 	if reason == "" {
 		reason = "unbound by admin"
 	}
-	return s.release(ctx, b, ActorAdmin, reason)
+	return s.release(ctx, b, ActorAdmin, reason, "")
 }
 
 // release deletes b's member in WeCom (one already gone counts as deleted) and marks b unbound
-// with reason; a binding released concurrently is returned as it is now.
-func (s *Service) release(ctx context.Context, b *Binding, actor, reason string) (*Binding, error) {
+// with reason; a binding released concurrently is returned as it is now. by, when not "", is the
+// console user who did it, named in the audit event.
+func (s *Service) release(ctx context.Context, b *Binding, actor, reason, by string) (*Binding, error) {
 	if err := s.WeCom.DeleteUser(ctx, b.UserID); err != nil && WeComCode(err) != WeComUserNotFound {
 		if WeComTemporary(err) {
 			return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,解除绑定未完成,请稍后再试。")
@@ -108,7 +109,7 @@ func (s *Service) release(ctx context.Context, b *Binding, actor, reason string)
 		Status:   Ptr(StatusUnbound),
 		Reason:   Ptr(reason),
 		IfStatus: []Status{StatusPending, StatusActive},
-	}, Event{Kind: EventUnbound, Actor: actor, Detail: fmt.Sprintf("%s; member %s deleted in WeCom", reason, b.UserID)})
+	}, Event{Kind: EventUnbound, Actor: actor, Detail: releaseDetail(b, reason, by)})
 	if ErrorCode(err) == ECONFLICT {
 		return s.Store.FindBindingByID(ctx, b.ID) // released concurrently (callback or another tab)
 	}
@@ -117,4 +118,13 @@ func (s *Service) release(ctx context.Context, b *Binding, actor, reason string)
 	}
 	s.log().Info("unbound", "number", b.Number, "userid", b.UserID, "actor", actor)
 	return out, nil
+}
+
+// releaseDetail is the audit detail of a release.
+func releaseDetail(b *Binding, reason, by string) string {
+	d := fmt.Sprintf("%s; member %s deleted in WeCom", reason, b.UserID)
+	if by != "" {
+		d += " [admin " + by + "]"
+	}
+	return d
 }

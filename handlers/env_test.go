@@ -173,7 +173,8 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 
 	appCodec := mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey, callback.WithMaxAge(5*time.Minute))
 	e.wecomApp = mustCodec(tb, cfg.corpID, cfg.appToken, cfg.appKey)
-	deps := handlers.Deps{Service: e.svc, AppCodec: appCodec, Ready: db.Ping, Log: log, AuthURL: client.AuthURL, RedisUp: cfg.redisUp}
+	deps := handlers.Deps{Service: e.svc, AppCodec: appCodec, Ready: db.Ping, Log: log, AuthURL: client.AuthURL, RedisUp: cfg.redisUp,
+		WebLoginURL: client.WebLoginURL}
 	if !cfg.noContacts {
 		deps.ContactsCodec = mustCodec(tb, cfg.corpID, testContactsToken, testContactsKey, callback.WithMaxAge(5*time.Minute))
 		e.wecomContacts = mustCodec(tb, cfg.corpID, testContactsToken, testContactsKey)

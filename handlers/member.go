@@ -118,6 +118,8 @@ func restartPage(title, msg, path string) *pageView {
 		v.Paragraphs = append(v.Paragraphs, "请返回企业微信,重新进入“微校园助手”的身份验证页面。")
 	case strings.HasPrefix(path, "/unbind"):
 		v.Actions = []action{{Label: "重新开始解除绑定", URL: "/unbind", Primary: true}}
+	case strings.HasPrefix(path, "/admin"):
+		v.Actions = []action{{Label: "返回管理控制台", URL: "/admin", Primary: true}}
 	default:
 		v.Actions = []action{{Label: "返回", URL: "/me", Primary: true}}
 	}

@@ -10,6 +10,8 @@ import "github.com/gin-gonic/gin"
 //     lives in a sealed cookie (flow.go). Each GET that takes a CAS ticket or a WeCom code (and so
 //     calls CAS or WeCom before any login) is behind limitOutbound, the per-client rate limit
 //     (server.rate_limit); /admin's OAuth return belongs there too.
+//   - the helpdesk console (/admin, admin.go): a server-side session of its own, CSRF on POSTs;
+//     GET /admin is behind limitOutbound too (its OAuth return redeems a WeCom code).
 func (s *Server) routes(e *gin.Engine) {
 	// Engine-wide, in order: the request id, the access log (it reads the status after the rest
 	// ran), then recovery, inside the access log so that a panic's 500 is logged and counted.
@@ -52,6 +54,8 @@ func (s *Server) routes(e *gin.Engine) {
 	m.POST("/unbind/sms", s.handleUnbindSMS)
 	m.POST("/unbind/confirm", s.handleUnbindConfirm)
 	m.GET("/me", s.limitOutbound, s.handleMe)
+
+	s.adminRoutes(e)
 
 	var patterns []string
 	for _, r := range e.Routes() {

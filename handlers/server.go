@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/gorilla/securecookie"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -58,6 +59,9 @@ type Deps struct {
 	// RateLimiter holds server.rate_limit; nil: an in-process LocalRateLimiter. Set a shared one
 	// when several replicas serve (the limit then holds fleet-wide).
 	RateLimiter RateLimiter
+	// WebLoginURL builds WeCom's web login (QR) URL for a self-built app, offered by the
+	// console's sign-in in a desktop browser; nil offers OAuth only.
+	WebLoginURL func(redirectURI, state string) string
 }
 
 // Server holds what the handlers need. It is created by New and used only through the
@@ -79,6 +83,11 @@ type Server struct {
 	authURL     func(redirectURI, state string) string
 	ids         *requestIDs
 	limiter     *rateLimiter
+
+	adminPages   map[string]*template.Template
+	adminCookies *securecookie.SecureCookie // console sign-in state and flash (admin_auth.go)
+	adminNames   adminCookieNames           // their wire names (__Host- on https)
+	webLoginURL  func(redirectURI, state string) string
 
 	appCallback      *callbackHandler
 	contactsCallback *callbackHandler // nil when the 通讯录同步 event server is not configured
@@ -134,6 +143,9 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if s.memberPages, err = parseMemberPages(); err != nil {
 		return nil, err
 	}
+	if s.adminPages, err = parseAdminPages(); err != nil {
+		return nil, err
+	}
 	if len(cfg.SessionSecret) < 32 {
 		return nil, errors.New("handlers: server.session_secret must be at least 32 bytes")
 	}
@@ -151,6 +163,10 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		return nil, err
 	}
 	s.flows = newFlowCodec(cfg.SessionSecret, s.guard.singleCookie(flowCookieName), s.guard.https)
+	s.webLoginURL = deps.WebLoginURL
+	s.adminCookies = newAdminCookies(cfg.SessionSecret)
+	s.adminNames = adminCookieNames{session: s.guard.singleCookie(adminCookieName),
+		login: s.guard.singleCookie(adminLoginCookieName), flash: s.guard.singleCookie(adminFlashCookieName)}
 	s.appCallback = &callbackHandler{s: s, codec: deps.AppCodec, channel: app.ChannelApp}
 	if deps.ContactsCodec != nil {
 		s.contactsCallback = &callbackHandler{s: s, codec: deps.ContactsCodec, channel: app.ChannelContacts}

@@ -35,14 +35,14 @@ type bindingRow struct {
 	Number     string    `gorm:"size:64;not null;index:idx_bindings_number"`
 	UserID     string    `gorm:"column:userid;size:64;not null;index:idx_bindings_userid"`
 	Mobile     string    `gorm:"size:32;not null;index:idx_bindings_mobile"`
-	Name       string    `gorm:"size:128;not null"`
+	Name       string    `gorm:"size:128;not null;index:idx_bindings_name"`
 	Type       string    `gorm:"size:32;not null"`
 	Department int64     `gorm:"not null"`
 	Status     string    `gorm:"size:16;not null;index:idx_bindings_status"`
 	Reason     string    `gorm:"size:255;not null"`
 	ReboundTo  int64     `gorm:"column:migrated_to;not null"`
 	PersonKey  string    `gorm:"size:64;not null;default:''"`
-	CreatedAt  time.Time `gorm:"not null"`
+	CreatedAt  time.Time `gorm:"not null;index:idx_bindings_created_at"`
 	UpdatedAt  time.Time `gorm:"not null;index:idx_bindings_updated_at"`
 	LiveNumber *string   `gorm:"size:64;uniqueIndex:uniq_bindings_live_number"`
 	LiveUserID *string   `gorm:"column:live_userid;size:64;uniqueIndex:uniq_bindings_live_userid"`

@@ -29,6 +29,7 @@ var tables = []any{
 	&smsCodeRow{},
 	&intentRow{},
 	&finishedFlowRow{},
+	&adminSessionRow{},
 }
 
 // mysqlTableOptions apply to tables created on MySQL: utf8mb4 for names, and a binary collation

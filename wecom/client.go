@@ -27,6 +27,7 @@ import (
 const (
 	DefaultAPIBase   = "https://qyapi.weixin.qq.com"
 	DefaultOAuthBase = "https://open.weixin.qq.com"
+	DefaultLoginBase = "https://login.work.weixin.qq.com"
 	DefaultTimeout   = 5 * time.Second
 )
 
@@ -41,6 +42,7 @@ type Config struct {
 	AgentID        int64
 	APIBase        string        // default DefaultAPIBase; an egress proxy or the simulator
 	OAuthBase      string        // default DefaultOAuthBase
+	LoginBase      string        // web login (QR) for a PC browser; default DefaultLoginBase
 	Timeout        time.Duration // deadline of one API call (token refresh and retry included); default 5s
 }
 
@@ -100,6 +102,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Client, error) {
 	if cfg.OAuthBase == "" {
 		cfg.OAuthBase = DefaultOAuthBase
 	}
+	if cfg.LoginBase == "" {
+		cfg.LoginBase = DefaultLoginBase
+	}
 	if cfg.Timeout <= 0 { // config validation refuses a non-positive wecom.timeout
 		cfg.Timeout = DefaultTimeout
 	}
@@ -120,7 +125,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Client, error) {
 	if cfg.AgentID <= 0 {
 		problems = append(problems, fmt.Errorf("wecom.agent_id: must be a positive integer, the AgentId of the app (got %d)", cfg.AgentID))
 	}
-	for _, b := range []struct{ key, v string }{{"api_base", cfg.APIBase}, {"oauth_base", cfg.OAuthBase}} {
+	for _, b := range []struct{ key, v string }{{"api_base", cfg.APIBase}, {"oauth_base", cfg.OAuthBase}, {"login_base", cfg.LoginBase}} {
 		if u, err := url.Parse(b.v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			problems = append(problems, fmt.Errorf("wecom.%s: must be an absolute http(s) URL (got %q)", b.key, b.v))
 		}
@@ -194,6 +199,18 @@ func (c *Client) AuthURL(redirectURI, state string) string {
 		"&redirect_uri=" + url.QueryEscape(redirectURI) +
 		"&response_type=code&scope=snsapi_base&state=" + url.QueryEscape(state) +
 		"&agentid=" + strconv.FormatInt(c.cfg.AgentID, 10) + "#wechat_redirect"
+}
+
+// WebLoginURL returns WeCom's web login link for a self-built app (企业微信扫码登录): on a PC
+// browser the member scans a QR code with the WeCom app and comes back to redirectURI with a
+// code that getuserinfo redeems like an OAuth code. redirectURI's domain must be the app's
+// trusted domain for 企业微信授权登录. state as for AuthURL.
+//
+// @see https://developer.work.weixin.qq.com/document/path/98151
+func (c *Client) WebLoginURL(redirectURI, state string) string {
+	return strings.TrimRight(c.cfg.LoginBase, "/") + "/wwlogin/sso/login?login_type=CorpApp&appid=" + url.QueryEscape(c.cfg.CorpID) +
+		"&agentid=" + strconv.FormatInt(c.cfg.AgentID, 10) +
+		"&redirect_uri=" + url.QueryEscape(redirectURI) + "&state=" + url.QueryEscape(state)
 }
 
 // ProbeToken fetches a fresh access token for which ("app" or "contacts") from WeCom, bypassing

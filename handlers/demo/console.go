@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -104,6 +105,8 @@ type consoleView struct {
 	Events    []eventRow
 	Messages  []messageRow
 	Callbacks []callbackRow
+	// AdminUserID is the demo's helpdesk operator, who signs in to /admin.
+	AdminUserID string
 }
 
 func (c *Console) handleConsole(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +133,7 @@ func (c *Console) consoleError(w http.ResponseWriter, r *http.Request, status in
 // consoleView gathers what the console shows for the person of r.
 func (c *Console) consoleView(r *http.Request) *consoleView {
 	ctx := r.Context()
-	v := &consoleView{Title: "演示控制台", Base: c.base, DataDir: c.cfg.DataDir}
+	v := &consoleView{Title: "演示控制台", Base: c.base, DataDir: c.cfg.DataDir, AdminUserID: c.cfg.Admin.UserID}
 	sel, hasSel := c.selected(r)
 	for _, id := range c.cfg.Identities {
 		row := identityRow{Identity: id, Selected: hasSel && sel.Number == id.Number}
@@ -332,6 +335,7 @@ type authorizeView struct {
 	Target      string // the path the member is going to
 	Selected    string // the selected identity when it is not a member
 	Members     []wecomtest.Member
+	WebLogin    bool // the web login (QR) stand-in rather than OAuth
 }
 
 // handleAuthorize handles "GET /demo/oauth/connect/oauth2/authorize": it stands in for WeCom's
@@ -344,17 +348,49 @@ func (c *Console) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state := q.Get("state")
-	if userID := c.selectedUserID(r); userID != "" {
+	// The helpdesk console is for its operator, not for the identity picked on the console.
+	if userID := c.selectedUserID(r); userID != "" && !strings.HasPrefix(redirect.Path, "/admin") {
 		if m, ok := c.cfg.WeCom.Member(userID); ok {
 			http.Redirect(w, r, withCode(redirect, c.cfg.WeCom.IssueOAuthCode(m.UserID), state), http.StatusFound)
 			return
 		}
 	}
-	v := &authorizeView{Title: "企业微信授权(模拟)", RedirectURI: redirect.String(), State: state, Target: redirect.Path,
-		Members: c.cfg.WeCom.Members()}
-	if id, ok := c.selected(r); ok {
+	v := c.pickView(r, redirect, state)
+	if id, ok := c.selected(r); ok && !strings.HasPrefix(redirect.Path, "/admin") {
 		v.Selected = id.Name + "(" + id.Number + ")"
 	}
+	c.render(w, http.StatusOK, "authorize", v)
+}
+
+// pickView is the member picker of the authorize and web login pages; the demo's helpdesk
+// operator comes first.
+func (c *Console) pickView(_ *http.Request, redirect *url.URL, state string) *authorizeView {
+	v := &authorizeView{Title: "企业微信授权(模拟)", RedirectURI: redirect.String(), State: state, Target: redirect.Path}
+	for _, m := range c.cfg.WeCom.Members() {
+		if c.cfg.Admin.UserID != "" && strings.EqualFold(m.UserID, c.cfg.Admin.UserID) {
+			v.Members = append([]wecomtest.Member{m}, v.Members...)
+			continue
+		}
+		v.Members = append(v.Members, m)
+	}
+	return v
+}
+
+// handleWebLogin handles "GET /demo/oauth/wwlogin/sso/login": it stands in for WeCom's web login
+// (QR) for a self-built app: instead of scanning, the person picks the member.
+func (c *Console) handleWebLogin(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("login_type") != "CorpApp" || q.Get("agentid") != strconv.FormatInt(c.cfg.AgentID, 10) {
+		c.renderNotice(w, http.StatusBadRequest, "参数错误", "login_type 须为 CorpApp,agentid 须为本应用的 AgentId。")
+		return
+	}
+	redirect, ok := c.checkAuthorize(w, q.Get("appid"), q.Get("redirect_uri"), "code", "snsapi_base")
+	if !ok {
+		return
+	}
+	v := c.pickView(r, redirect, q.Get("state"))
+	v.Title = "企业微信扫码登录(模拟)"
+	v.WebLogin = true
 	c.render(w, http.StatusOK, "authorize", v)
 }
 

@@ -39,6 +39,9 @@ const (
 	// {OAuthBasePath}/connect/oauth2/authorize like open.weixin.qq.com does.
 	OAuthBasePath = "/demo/oauth"
 	authorizePath = OAuthBasePath + "/connect/oauth2/authorize"
+	// webLoginPath stands in for WeCom's web login (QR) page when wecom.login_base is
+	// {origin}{OAuthBasePath}: the helpdesk console offers it in a desktop browser.
+	webLoginPath = OAuthBasePath + "/wwlogin/sso/login"
 )
 
 // selectedCookie remembers the test identity the person picked on the console.
@@ -79,6 +82,10 @@ type Config struct {
 	ContactsCodec *callback.Codec
 	AgentID       int64
 	CorpID        string
+
+	// Admin, when its UserID is set, is a WeCom member added at start (already joined): the
+	// demo's helpdesk operator (admin.operators), offered first when /admin asks who signs in.
+	Admin wecomtest.Member
 
 	// Client posts callbacks to the service; nil means a client with a 10 s timeout.
 	Client *http.Client
@@ -149,6 +156,11 @@ func New(cfg Config) (*Console, error) {
 	for _, id := range cfg.Identities {
 		cfg.CAS.AddUser(id.Number, id.Password, id.Name, id.Type)
 	}
+	if cfg.Admin.UserID != "" {
+		if err := cfg.WeCom.AddMember(cfg.Admin); err != nil {
+			return nil, fmt.Errorf("demo: admin member: %w", err)
+		}
+	}
 	cfg.WeCom.OnChange(c.onChange)
 
 	c.mux = http.NewServeMux()
@@ -160,6 +172,7 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("POST "+ConsolePath+"/click", c.handleClick)
 	c.mux.HandleFunc("POST "+ConsolePath+"/text", c.handleText)
 	c.mux.HandleFunc("GET "+authorizePath, c.handleAuthorize)
+	c.mux.HandleFunc("GET "+webLoginPath, c.handleWebLogin)
 	c.mux.HandleFunc("POST "+OAuthBasePath+"/pick", c.handlePick)
 	c.mux.HandleFunc(ConsolePath+"/", func(w http.ResponseWriter, r *http.Request) {
 		c.renderNotice(w, http.StatusNotFound, "页面不存在", "演示控制台没有这个页面。")

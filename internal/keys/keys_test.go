@@ -20,7 +20,7 @@ func TestDeriveStable(t *testing.T) {
 func TestDerivePurposesDiffer(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
 	seen := map[string]string{}
-	for _, p := range []string{SMSCode, CSRF, FlowHash, FlowBlock} {
+	for _, p := range []string{SMSCode, CSRF, FlowHash, FlowBlock, PersonID, AdminHash, AdminBlock} {
 		k := Derive(secret, p)
 		if len(k) != 32 {
 			t.Errorf("%s: %d bytes, want 32", p, len(k))
