@@ -362,13 +362,17 @@ func (c *Console) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	c.render(w, http.StatusOK, "authorize", v)
 }
 
-// pickView is the member picker of the authorize and web login pages; the demo's helpdesk
-// operator comes first.
+// pickView is the member picker of the authorize and web login pages. The demo's helpdesk
+// operator is offered, first, only on the way to the console (/admin): the member pages are
+// the students' and staff's.
 func (c *Console) pickView(_ *http.Request, redirect *url.URL, state string) *authorizeView {
-	v := &authorizeView{Title: "企业微信授权(模拟)", RedirectURI: redirect.String(), State: state, Target: redirect.Path}
+	v := &authorizeView{Title: "企业微信网页授权(模拟)", RedirectURI: redirect.String(), State: state, Target: redirect.Path}
+	console := strings.HasPrefix(redirect.Path, "/admin")
 	for _, m := range c.cfg.WeCom.Members() {
 		if c.cfg.Admin.UserID != "" && strings.EqualFold(m.UserID, c.cfg.Admin.UserID) {
-			v.Members = append([]wecomtest.Member{m}, v.Members...)
+			if console {
+				v.Members = append([]wecomtest.Member{m}, v.Members...)
+			}
 			continue
 		}
 		v.Members = append(v.Members, m)
