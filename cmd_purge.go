@@ -17,7 +17,8 @@ func (c *cli) purgeCmd() *cobra.Command {
 			"               (number, userid, status, times and the audit trail stay);\n" +
 			"sms_ips        SMS code rows older than sms.ip_window lose the requesting IP;\n" +
 			"sms_codes      SMS code rows older than retention.sms_after are deleted;\n" +
-			"finished_flows replay records of member flows whose cookies have expired are deleted.\n" +
+			"finished_flows replay records of member flows whose cookies have expired are deleted;\n" +
+			"admin_sessions console sessions (/admin) that have expired are deleted.\n" +
 			"One line per kind with its count; --dry-run counts without changing anything.",
 		Example: "  wecampus purge --dry-run\n  wecampus purge",
 		Args:    exactArgs(0),

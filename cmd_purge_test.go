@@ -43,7 +43,7 @@ func TestPurgeCommand(t *testing.T) {
 
 	// Today is more than a year after the unbind: both the binding and the SMS row are due.
 	r := runCLI(t, "--config", path, "purge", "--dry-run")
-	want := "would purge 1 bindings\nwould purge 1 sms_ips\nwould purge 1 sms_codes\nwould purge 0 finished_flows\n"
+	want := "would purge 1 bindings\nwould purge 1 sms_ips\nwould purge 1 sms_codes\nwould purge 0 finished_flows\nwould purge 0 admin_sessions\n"
 	if r.code != 0 || r.stdout != want {
 		t.Fatalf("purge --dry-run: exit %d\n%s\nwant\n%s\n%s", r.code, r.stdout, want, r.stderr)
 	}
@@ -56,7 +56,7 @@ func TestPurgeCommand(t *testing.T) {
 		t.Fatalf("purged binding: exit %d\n%s", r.code, r.stdout)
 	}
 	r = runCLI(t, "--config", path, "purge")
-	if r.code != 0 || r.stdout != "purged 0 bindings\npurged 0 sms_ips\npurged 0 sms_codes\npurged 0 finished_flows\n" {
+	if r.code != 0 || r.stdout != "purged 0 bindings\npurged 0 sms_ips\npurged 0 sms_codes\npurged 0 finished_flows\npurged 0 admin_sessions\n" {
 		t.Fatalf("second purge: exit %d\n%s", r.code, r.stdout)
 	}
 }

@@ -366,8 +366,3 @@ func (s *Service) ExportBindings(ctx context.Context, a *Admin, status Status) (
 	}
 	return list, nil
 }
-
-// PurgeAdminSessions deletes console sessions that have expired (RunBackground, hourly).
-func (s *Service) PurgeAdminSessions(ctx context.Context) (int, error) {
-	return s.Store.PurgeAdminSessions(ctx, s.now(), false)
-}

@@ -16,14 +16,3 @@ func TestAdminPolicyRole(t *testing.T) {
 		}
 	}
 }
-
-func TestCSVCell(t *testing.T) {
-	for in, want := range map[string]string{
-		"=1+1": "'=1+1", "+86": "'+86", "-1": "'-1", "@SUM": "'@SUM", "\tx": "'\tx", "\rx": "'\rx",
-		"": "", "张三": "张三", "a=b": "a=b", "2021": "2021",
-	} {
-		if got := app.CSVCell(in); got != want {
-			t.Errorf("CSVCell(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

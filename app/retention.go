@@ -26,14 +26,15 @@ func (p RetentionPolicy) withDefaults() RetentionPolicy {
 
 // PurgeCount is how many records of one kind a purge changed (or would change).
 type PurgeCount struct {
-	Kind  string // bindings | sms_codes | sms_ips | finished_flows
+	Kind  string // bindings | sms_codes | sms_ips | finished_flows | admin_sessions
 	Count int
 }
 
 // Purge applies the retention policy now: it forgets the mobile and name of long-released
 // bindings, deletes old SMS code rows, and blanks the IPs of code rows the per-IP limit no longer
-// counts, and drops the replay records of flows whose cookies have expired. With dryRun nothing changes and the counts say what would. It is safe to run on any
-// number of replicas at once: every step is a conditional write.
+// counts, and drops the replay records of flows whose cookies have expired and the console
+// sessions that have expired. With dryRun nothing changes and the counts say what would. It is
+// safe to run on any number of replicas at once: every step is a conditional write.
 func (s *Service) Purge(ctx context.Context, dryRun bool) ([]PurgeCount, error) {
 	p := s.Retention.withDefaults()
 	now := s.now()
@@ -46,6 +47,7 @@ func (s *Service) Purge(ctx context.Context, dryRun bool) ([]PurgeCount, error) 
 		{"sms_ips", s.Store.ForgetSMSIPs, s.SMSPolicy.withDefaults().IPWindow},
 		{"sms_codes", s.Store.PurgeSMSCodes, p.SMSAfter},
 		{"finished_flows", s.Store.PurgeFinishedFlows, 0},
+		{"admin_sessions", s.Store.PurgeAdminSessions, 0},
 	}
 	out := make([]PurgeCount, 0, len(steps))
 	for _, st := range steps {

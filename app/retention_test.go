@@ -36,7 +36,7 @@ func TestPurge(t *testing.T) {
 	clock.advance(72 * time.Hour)
 
 	want := []app.PurgeCount{{Kind: "bindings", Count: 1}, {Kind: "sms_ips", Count: 1},
-		{Kind: "sms_codes", Count: 1}, {Kind: "finished_flows", Count: 1}}
+		{Kind: "sms_codes", Count: 1}, {Kind: "finished_flows", Count: 1}, {Kind: "admin_sessions", Count: 0}}
 	for _, dry := range []bool{true, false} {
 		got, err := svc.Purge(ctx, dry)
 		if err != nil {
