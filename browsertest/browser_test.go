@@ -52,16 +52,24 @@ func screenshotDir() string {
 
 // browser is one headless Chromium tab on a demo of its own.
 type browser struct {
-	t    *testing.T
-	ctx  context.Context
-	d    *demo
-	dir  string
-	shot int
+	t      *testing.T
+	ctx    context.Context
+	d      *demo
+	dir    string
+	prefix string // of the screenshot files: the test's name, and the viewport of a second tab
+	shot   int
 }
 
-// newBrowser starts a demo and a browser on it; without a browser the test skips (fails under
-// CI=true) before anything starts.
+// newBrowser starts a demo and a browser on it at a phone's viewport; without a browser the test
+// skips (fails under CI=true) before anything starts.
 func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	path := browserPath(t)
+	return openBrowser(t, path, runDemo(t), viewportWidth, viewportHeight, "")
+}
+
+// browserPath returns the Chromium to drive, or skips the test (fails it under CI=true).
+func browserPath(t *testing.T) string {
 	t.Helper()
 	path := findBrowser()
 	if path == "" {
@@ -70,7 +78,13 @@ func newBrowser(t *testing.T) *browser {
 		}
 		t.Skip("no Chromium found (install Debian's chromium package or set WECAMPUS_CHROMIUM)")
 	}
-	d := runDemo(t)
+	return path
+}
+
+// openBrowser opens a browser tab on d with a viewport of width×height CSS pixels and, when ua
+// is not "", that User-Agent.
+func openBrowser(t *testing.T, path string, d *demo, width, height int, ua string) *browser {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
@@ -80,30 +94,37 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.NoFirstRun,
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(viewportWidth, viewportHeight),
+		chromedp.WindowSize(width, height),
 	)
+	if ua != "" {
+		opts = append(opts, chromedp.UserAgent(ua))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	t.Cleanup(cancelAlloc)
 	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancelTab)
-	if err := chromedp.Do(tabCtx, chromedp.EmulateViewport(viewportWidth, viewportHeight, chromedp.EmulateScale(2))); err != nil {
+	if err := chromedp.Do(tabCtx, chromedp.EmulateViewport(int64(width), int64(height), chromedp.EmulateScale(2))); err != nil {
 		t.Fatalf("start %s: %v", path, err)
 	}
 	dir := screenshotDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	old, _ := filepath.Glob(filepath.Join(dir, t.Name()+"-*.png"))
+	prefix := t.Name()
+	if ua != "" || width != viewportWidth {
+		prefix += fmt.Sprintf("-%dx%d", width, height)
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, prefix+"-[0-9]*.png"))
 	for _, f := range old {
 		_ = os.Remove(f) // stale screenshots of an earlier run
 	}
 	t.Logf("screenshots: %s", dir)
-	return &browser{t: t, ctx: tabCtx, d: d, dir: dir}
+	return &browser{t: t, ctx: tabCtx, d: d, dir: dir, prefix: prefix}
 }
 
-// screen saves a screenshot of the whole page as <dir>/<Test>-<nn>-<name>.png.
+// screen saves a screenshot of the whole page as <dir>/<prefix>-<nn>-<name>.png.
 func (b *browser) screen(name string) {
 	b.t.Helper()
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
@@ -111,7 +132,7 @@ func (b *browser) screen(name string) {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
 	b.shot++
-	path := filepath.Join(b.dir, fmt.Sprintf("%s-%02d-%s.png", b.t.Name(), b.shot, name))
+	path := filepath.Join(b.dir, fmt.Sprintf("%s-%02d-%s.png", b.prefix, b.shot, name))
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}

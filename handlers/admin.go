@@ -218,10 +218,11 @@ const (
 	chartPlot   = 120 // height of the tallest bar
 	chartTop    = 18  // room for the "max" label
 	chartLabels = 18  // room for the day labels
+	chartPad    = 16  // left and right, so that the first and last day labels fit
 )
 
 func chartOf(days []app.DayCount) chartView {
-	v := chartView{Width: chartSlot * len(days), Height: chartTop + chartPlot + chartLabels}
+	v := chartView{Width: chartSlot*len(days) + 2*chartPad, Height: chartTop + chartPlot + chartLabels}
 	v.LabelY = v.Height - 4
 	for _, d := range days {
 		v.Max = max(v.Max, d.Count)
@@ -235,11 +236,11 @@ func chartOf(days []app.DayCount) chartView {
 		if d.Count > 0 && h < 2 {
 			h = 2 // a day with one bind among thousands is still visible
 		}
-		b := barView{X: i*chartSlot + 3, Y: chartTop + chartPlot - h, W: chartSlot - 6, H: h,
+		b := barView{X: chartPad + i*chartSlot + 3, Y: chartTop + chartPlot - h, W: chartSlot - 6, H: h,
 			Label: d.Day.Format("01-02"), Date: d.Day.Format("2006-01-02"), Count: d.Count}
 		v.Bars = append(v.Bars, b)
 		if (len(days)-1-i)%7 == 0 {
-			v.Ticks = append(v.Ticks, tickView{X: i*chartSlot + chartSlot/2, Label: b.Label})
+			v.Ticks = append(v.Ticks, tickView{X: chartPad + i*chartSlot + chartSlot/2, Label: b.Label})
 		}
 	}
 	v.Summary = "近 " + strconv.Itoa(len(days)) + " 天每日新增绑定柱状图:合计 " + strconv.Itoa(v.Total) +

@@ -373,7 +373,7 @@ func TestAdminActions(t *testing.T) {
 			t.Fatalf("binding %+v", b)
 		}
 		r = m.get("/admin/people/2021000601")
-		expectPage(t, "after unbind", r, "已解除绑定:企业微信成员 2021000601 已删除", "<td>本人来电:手机丢失</td>")
+		expectPage(t, "after unbind", r, "已解除绑定:企业微信成员 2021000601 已删除", `<td class="wrap">本人来电:手机丢失</td>`)
 		if !hasEvent(e.adminEvents("2021000601"), app.EventUnbound, "本人来电:手机丢失", "[admin "+opUser+"]") {
 			t.Error("the unbind event does not name the admin and the reason")
 		}
