@@ -33,7 +33,9 @@ func TestBrowserAdmin(t *testing.T) {
 	phone.bind("2021000101", "张三", "学生", "13800000101")
 
 	pc := openBrowser(t, path, d, pcWidth, pcHeight, "")
-	pc.open("/admin", 200)
+	pc.open("/demo", 200)
+	pc.sees("demo console", []string{"管理控制台 /admin", "helpdesk"})
+	pc.click("#open-admin", 200)
 	pc.sees("sign-in page", []string{"登录管理控制台", "企业微信扫码登录", "已在企业微信中打开?直接进入"})
 	pc.checked("admin-signin", axe)
 	pc.click("#qr-login", 200)

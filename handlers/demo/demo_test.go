@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -323,5 +324,46 @@ func TestSMSRecorder(t *testing.T) {
 	}
 	if code, ok := r.Last("13800000001"); !ok || code != "333333" {
 		t.Errorf("Last = %q, %v", code, ok)
+	}
+}
+
+// TestConsoleSignInStandIns: on the way to the helpdesk console the pickers offer the demo's
+// operator first and never sign in the selected identity silently; the web login (QR) stand-in
+// checks its parameters like WeCom; the operator is offered nowhere else.
+func TestConsoleSignInStandIns(t *testing.T) {
+	f := newFixture(t)
+	op := wecomtest.Member{UserID: "helpdesk", Name: "服务台", Mobile: "13900009999", Department: []int64{1}, Status: 1}
+	if err := f.sim.AddMember(op); err != nil {
+		t.Fatal(err)
+	}
+	f.console.cfg.Admin = op
+	h := f.console.Handler()
+	selected := http.Header{"Cookie": {selectedCookie + "=" + testPendingUser}}
+
+	auth := authorizePath + "?" + url.Values{"appid": {testCorp}, "redirect_uri": {f.base + "/admin"}, "response_type": {"code"},
+		"scope": {"snsapi_base"}, "state": {"s1"}}.Encode()
+	w := serve(h, "GET", auth, nil, selected)
+	body := w.Body.String()
+	if w.Code != http.StatusOK || !strings.Contains(body, `data-pick="helpdesk"`) ||
+		strings.Index(body, `data-pick="helpdesk"`) > strings.Index(body, `data-pick="`+testPendingUser+`"`) {
+		t.Fatalf("authorize for /admin: %d\n%s", w.Code, body)
+	}
+	w = serve(h, "GET", strings.Replace(auth, url.QueryEscape(f.base+"/admin"), url.QueryEscape(f.base+"/me"), 1), nil, nil)
+	if strings.Contains(w.Body.String(), `data-pick="helpdesk"`) {
+		t.Error("the operator is offered on the way to /me")
+	}
+
+	login := func(loginType, agentID string) string {
+		return webLoginPath + "?" + url.Values{"login_type": {loginType}, "appid": {testCorp}, "agentid": {agentID},
+			"redirect_uri": {f.base + "/admin"}, "state": {"s2"}}.Encode()
+	}
+	w = serve(h, "GET", login("CorpApp", strconv.FormatInt(testAgentID, 10)), nil, selected)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "企业微信扫码登录(模拟)") || !strings.Contains(w.Body.String(), `data-pick="helpdesk"`) {
+		t.Fatalf("web login: %d\n%s", w.Code, w.Body.String())
+	}
+	for _, bad := range []string{login("ServiceApp", strconv.FormatInt(testAgentID, 10)), login("CorpApp", "1")} {
+		if w := serve(h, "GET", bad, nil, nil); w.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d", bad, w.Code)
+		}
 	}
 }
