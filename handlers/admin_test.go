@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wecampus/wecampus/app"
+	"github.com/wecampus/wecampus/handlers"
 	"github.com/wecampus/wecampus/wecom/wecomtest"
 )
 
@@ -491,4 +492,24 @@ func TestAdminSessionCookieHTTPS(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther || ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
 		t.Fatalf("status %d, session cookie %+v", res.StatusCode, ck)
 	}
+}
+
+// TestAdminRateLimit: GET /admin carrying a code counts against server.rate_limit like the member
+// pages' OAuth returns: beyond it a 429 page and no WeCom call; without a code it is not limited.
+func TestAdminRateLimit(t *testing.T) {
+	clock := &testClock{t: time.Now()}
+	e := newAdminEnv(t, withRateLimiter(handlers.NewLocalRateLimiter(2, 0, clock.Now)))
+	var m *member
+	for i := range 2 {
+		m = e.newMember()
+		state := e.oauthLocation(m.get("/admin"), "/admin")
+		expectStatus(t, "sign-in "+strconv.Itoa(i), m.get("/admin?code="+e.sim.IssueOAuthCode(opUser)+"&state="+state), http.StatusSeeOther)
+	}
+	calls := e.sim.CallCount("auth/getuserinfo")
+	r := m.get("/admin?code=" + e.sim.IssueOAuthCode(opUser) + "&state=x")
+	expectStatus(t, "third code", r, http.StatusTooManyRequests)
+	if n := e.sim.CallCount("auth/getuserinfo"); n != calls {
+		t.Fatalf("a limited sign-in called getuserinfo (%d → %d)", calls, n)
+	}
+	expectStatus(t, "dashboard without a code", m.get("/admin"), http.StatusOK)
 }
