@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -95,33 +94,23 @@ func (db *DB) CountBindingsByStatus(ctx context.Context) (map[app.Status]int, er
 	return out, nil
 }
 
-// CountBindingsCreated counts the bindings created in each [bounds[i], bounds[i+1]) in one query:
-// a range scan of idx_bindings_created_at with one conditional sum per interval, so it needs no
-// date function (which MySQL and SQLite spell differently) and moves no rows.
+// CountBindingsCreated counts the bindings created in each [bounds[i], bounds[i+1]): one COUNT
+// per interval, each a range scan of idx_bindings_created_at that reads only the index. (One
+// query with a conditional sum per interval evaluates every expression on every row: several
+// times slower at enrolment volumes.)
 func (db *DB) CountBindingsCreated(ctx context.Context, bounds []time.Time) ([]int, error) {
 	if len(bounds) < 2 {
 		return nil, nil
 	}
-	n := len(bounds) - 1
-	cols := make([]string, n)
-	args := make([]any, 0, 2*n+2)
-	for i := range n {
-		cols[i] = fmt.Sprintf("SUM(CASE WHEN created_at >= ? AND created_at < ? THEN 1 ELSE 0 END) AS c%d", i)
-		args = append(args, ts(bounds[i]), ts(bounds[i+1]))
-	}
-	args = append(args, ts(bounds[0]), ts(bounds[n]))
-	query := "SELECT " + strings.Join(cols, ", ") + " FROM bindings WHERE created_at >= ? AND created_at < ?"
-	vals := make([]sql.NullInt64, n)
-	ptrs := make([]any, n)
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := db.gdb.WithContext(ctx).Raw(query, args...).Row().Scan(ptrs...); err != nil {
-		return nil, storeErr("count bindings created", err, "", "")
-	}
-	out := make([]int, n)
-	for i, v := range vals {
-		out[i] = int(v.Int64) // NULL (no rows at all) is 0
+	out := make([]int, len(bounds)-1)
+	for i := range out {
+		var n int64
+		err := db.gdb.WithContext(ctx).Model(&bindingRow{}).
+			Where("created_at >= ? AND created_at < ?", ts(bounds[i]), ts(bounds[i+1])).Count(&n).Error
+		if err != nil {
+			return nil, storeErr("count bindings created", err, "", "")
+		}
+		out[i] = int(n)
 	}
 	return out, nil
 }
