@@ -252,7 +252,7 @@ func demoConfig(base, addr, dbPath string) *Config {
 			// Short: a browser's unused preconnected sockets would otherwise hold the stop for
 			// 5 s (net/http treats a silent new connection as busy that long); they are cut.
 			ShutdownTimeout: 2 * time.Second,
-			HelpContact:     "信息化管理中心(演示)电话 0000-0000000",
+			HelpContact:     "信息化管理中心（演示）电话 0000-0000000",
 			RateLimit:       RateLimit{PerMinute: 300},
 		},
 		Database: DatabaseConfig{Driver: "sqlite", DSN: Secret(dbPath)},

@@ -108,6 +108,9 @@ type IdentityConfig struct {
 	// PersonAttribute names a CAS attribute holding a stable person id (a hashed ID-card number,
 	// 人员编号): when set, 换绑 is offered only between numbers with the same id.
 	PersonAttribute string `mapstructure:"person_attribute"`
+	// TypeLabels names CAS identity types in Chinese for the member pages (alumni: 校友), on top
+	// of app.DefaultTypeLabels. A map: its entries are not config keys of their own.
+	TypeLabels map[string]string `mapstructure:"type_labels"`
 }
 
 // IdentityRule is one entry of identity.rules.
@@ -263,6 +266,17 @@ func configFields() []configField {
 	}
 	walk(reflect.TypeFor[Config](), "")
 	return fields
+}
+
+// mapKey reports whether key is a map-valued key (identity.type_labels), whose entries
+// (identity.type_labels.alumni) are values, not keys of their own.
+func mapKey(key string) bool {
+	for _, f := range configFields() {
+		if f.key == key {
+			return f.typ.Kind() == reflect.Map
+		}
+	}
+	return false
 }
 
 // configKeys lists every leaf key of Config.

@@ -45,6 +45,7 @@ func LoadConfig(path string) (*Config, error) {
 	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		secretHook,
 		jsonListHook,
+		jsonMapHook,
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
 	))
@@ -87,7 +88,9 @@ func unknownKeys(v *viper.Viper) []problem {
 	known := configKeys()
 	var out []problem
 	for _, key := range v.AllKeys() {
-		if slices.Contains(known, key) || slices.ContainsFunc(known, func(k string) bool { return strings.HasPrefix(k, key+".") }) {
+		if slices.Contains(known, key) || slices.ContainsFunc(known, func(k string) bool {
+			return strings.HasPrefix(k, key+".") || (strings.HasPrefix(key, k+".") && mapKey(k))
+		}) {
 			continue
 		}
 		msg := "unknown key"
@@ -240,6 +243,23 @@ func jsonListHook(from, to reflect.Type, data any) (any, error) {
 		return nil, fmt.Errorf("expected a JSON list: %w", err)
 	}
 	return list, nil
+}
+
+// jsonMapHook lets a map (identity.type_labels) come from the environment as a JSON object:
+// WECAMPUS_IDENTITY_TYPE_LABELS='{"alumni":"校友"}'.
+func jsonMapHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Map {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	if s == "" {
+		return map[string]any{}, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("expected a JSON object: %w", err)
+	}
+	return m, nil
 }
 
 // normalize trims what admins commonly leave around values.

@@ -527,7 +527,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	var walk func(prefix string, n any)
 	walk = func(prefix string, n any) {
 		m, ok := n.(map[string]any)
-		if !ok {
+		if !ok || mapKey(prefix) { // a map's entries are its value (identity.type_labels)
 			inExample = append(inExample, prefix)
 			return
 		}
@@ -611,5 +611,39 @@ func TestExamplePlaceholdersRefused(t *testing.T) {
 		if !strings.Contains(err.Error(), "config: "+key+": still holds the placeholder") {
 			t.Errorf("no placeholder error for %s:\n%s", key, err)
 		}
+	}
+}
+
+// TestConfigTypeLabels: identity.type_labels from the file (its keys are values: a type in any
+// case, no "unknown key"), from the environment as JSON, and an empty label named by its key.
+func TestConfigTypeLabels(t *testing.T) {
+	tree := baseConfig(t)
+	setKey(t, tree, "identity.type_labels", map[string]any{"Alumni": "老校友", "T9": "外聘人员"})
+	cfg, err := LoadConfig(writeConfig(t, tree))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cfg.IdentityPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, want := range map[string]string{"alumni": "老校友", "ALUMNI": "老校友", "t9": "外聘人员", "retiree": "离退休人员", "staff": "教职工", "x1": "x1"} {
+		if got := p.TypeLabel(typ); got != want {
+			t.Errorf("TypeLabel(%q) = %q, want %q", typ, got, want)
+		}
+	}
+
+	t.Setenv("WECAMPUS_IDENTITY_TYPE_LABELS", `{"alumni":"校友会员"}`)
+	if cfg, err = LoadConfig(writeConfig(t, baseConfig(t))); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = cfg.IdentityPolicy(); err != nil || p.TypeLabel("alumni") != "校友会员" {
+		t.Errorf("type_labels from env: %v %v", cfg.Identity.TypeLabels, err)
+	}
+
+	t.Setenv("WECAMPUS_IDENTITY_TYPE_LABELS", "")
+	setKey(t, tree, "identity.type_labels", map[string]any{"alumni": " "})
+	if err := loadAndValidate(writeConfig(t, tree)); err == nil || !strings.Contains(err.Error(), "identity.type_labels.alumni") {
+		t.Errorf("empty label: err = %v", err)
 	}
 }

@@ -327,13 +327,20 @@ func (c *Config) CheckServe() error {
 	return nil
 }
 
-// IdentityPolicy compiles identity.userid and identity.rules.
+// IdentityPolicy compiles identity.userid, identity.rules and identity.type_labels.
 func (c *Config) IdentityPolicy() (*app.IdentityPolicy, error) {
 	rules := make([]app.IdentityRuleConfig, len(c.Identity.Rules))
 	for i, r := range c.Identity.Rules {
 		rules[i] = app.IdentityRuleConfig{Type: r.Type, Number: r.Number, Department: r.Department, Label: r.Label}
 	}
-	return app.NewIdentityPolicy(c.Identity.UserID, rules)
+	p, err := app.NewIdentityPolicy(c.Identity.UserID, rules)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.SetTypeLabels(c.Identity.TypeLabels); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // menuCheckOrigin stands in for server.base_url when resolving the menu's relative URLs while

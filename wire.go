@@ -79,10 +79,11 @@ func build(ctx context.Context, cfg *Config, log *slog.Logger, opts ...buildOpti
 		opt(&o)
 	}
 	d := &deps{cfg: cfg, log: log, svc: &app.Service{
-		BaseURL: cfg.Server.BaseURL,
-		HelpKey: cfg.WeCom.HelpKey,
-		Now:     time.Now,
-		Log:     log,
+		BaseURL:     cfg.Server.BaseURL,
+		HelpKey:     cfg.WeCom.HelpKey,
+		HelpContact: cfg.Server.HelpContact,
+		Now:         time.Now,
+		Log:         log,
 		SMSPolicy: app.SMSPolicy{
 			TTL:              cfg.SMS.CodeTTL,
 			Cooldown:         cfg.SMS.Cooldown,

@@ -122,25 +122,25 @@ type OutboxBacklog struct {
 // member on neither list gets EFORBIDDEN. It returns the session token for the cookie.
 func (s *Service) AdminSignIn(ctx context.Context, code, state string) (string, *Admin, error) {
 	if state == "" {
-		return "", nil, Errorf(EFORBIDDEN, "登录链接无效,请重新登录。")
+		return "", nil, Errorf(EFORBIDDEN, "登录链接无效，请重新登录。")
 	}
 	sum := sha256.Sum256([]byte(state))
 	err := s.Store.FinishFlow(ctx, "admin-login:"+hex.EncodeToString(sum[:16]), s.now().Add(AdminLoginTTL))
 	if ErrorCode(err) == ECONFLICT {
-		return "", nil, Errorf(EFORBIDDEN, "该登录链接已使用,请重新登录。")
+		return "", nil, Errorf(EFORBIDDEN, "该登录链接已使用，请重新登录。")
 	} else if err != nil {
 		return "", nil, err
 	}
 	userID, err := s.memberFromCode(ctx, code)
 	if ErrorCode(err) == ENOTFOUND {
-		return "", nil, Errorf(EFORBIDDEN, "你不是本单位企业微信成员,不能使用管理控制台。")
+		return "", nil, Errorf(EFORBIDDEN, "你不是本单位企业微信成员，不能使用管理控制台。")
 	} else if err != nil {
 		return "", nil, err
 	}
 	role := s.Admins.Role(userID)
 	if role == RoleNone {
 		s.log().Warn("console sign-in refused: not listed", "userid", userID)
-		return "", nil, Errorf(EFORBIDDEN, "你的企业微信账号 %s 不在管理控制台的名单中。如需使用,请联系系统管理员把你加入 admin.operators 或 admin.viewers。", userID)
+		return "", nil, Errorf(EFORBIDDEN, "你的企业微信账号 %s 不在管理控制台的名单中。如需使用，请联系系统管理员把你加入 admin.operators 或 admin.viewers。", userID)
 	}
 	token := randomToken()
 	now := s.now()
@@ -169,7 +169,7 @@ func (s *Service) AdminFromSession(ctx context.Context, token string) (*Admin, e
 		return nil, err
 	}
 	if sess.RevokedAt != nil || !s.now().Before(sess.ExpiresAt) {
-		return nil, Errorf(EUNAUTHORIZED, "登录已过期,请重新登录。")
+		return nil, Errorf(EUNAUTHORIZED, "登录已过期，请重新登录。")
 	}
 	role := s.Admins.Role(sess.UserID)
 	if role == RoleNone {
@@ -215,7 +215,7 @@ func checkAdminAction(a *Admin, reason string) (string, error) {
 	}
 	reason = strings.Join(strings.Fields(reason), " ")
 	if reason == "" {
-		return "", Errorf(EINVALID, "请填写操作原因(会记入审计记录)。")
+		return "", Errorf(EINVALID, "请填写操作原因（会记入审计记录）。")
 	}
 	if utf8.RuneCountInString(reason) > maxReasonRunes {
 		return "", Errorf(EINVALID, "操作原因不能超过 %d 个字。", maxReasonRunes)
@@ -255,7 +255,7 @@ func (s *Service) UnbindAsAdmin(ctx context.Context, a *Admin, number, reason st
 	}
 	b, err := s.liveBindingOf(ctx, number)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ECONFLICT, "学号/工号 %s 没有生效中的绑定,无需解除。", number)
+		return nil, Errorf(ECONFLICT, "学号/工号 %s 没有生效中的绑定，无需解除。", number)
 	} else if err != nil {
 		return nil, err
 	}
@@ -276,21 +276,21 @@ func (s *Service) InviteAsAdmin(ctx context.Context, a *Admin, number, reason st
 	}
 	b, err := s.liveBindingOf(ctx, number)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ECONFLICT, "学号/工号 %s 没有生效中的绑定,无法发送邀请。", number)
+		return nil, Errorf(ECONFLICT, "学号/工号 %s 没有生效中的绑定，无法发送邀请。", number)
 	} else if err != nil {
 		return nil, err
 	}
 	if b.Status != StatusPending {
-		return nil, Errorf(ECONFLICT, "学号/工号 %s 已加入企业微信,无需再次邀请。", number)
+		return nil, Errorf(ECONFLICT, "学号/工号 %s 已加入企业微信，无需再次邀请。", number)
 	}
 	if err := s.WeCom.Invite(ctx, b.UserID); err != nil {
 		switch {
 		case WeComCode(err) == WeComUserNotFound:
-			err = Wrap(ECONFLICT, err, "企业微信中没有该成员(可能已被删除),邀请未发送。请查看下方的企业微信成员状态。")
+			err = Wrap(ECONFLICT, err, "企业微信中没有该成员（可能已被删除），邀请未发送。请查看下方的企业微信成员状态。")
 		case WeComTemporary(err):
-			err = Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,邀请未发送,请稍后再试。")
+			err = Wrap(EUNAVAILABLE, err, "企业微信系统繁忙，邀请未发送，请稍后再试。")
 		default:
-			err = Wrap(EUNAVAILABLE, err, "企业微信未能发送邀请,请稍后再试。")
+			err = Wrap(EUNAVAILABLE, err, "企业微信未能发送邀请，请稍后再试。")
 		}
 		s.auditFailure(ctx, a, number, b.ID, "invite ("+reason+")", err)
 		return nil, err
@@ -313,12 +313,12 @@ func (s *Service) RepairAsAdmin(ctx context.Context, a *Admin, number, reason st
 	}
 	in, err := s.Store.FindOpenIntent(ctx, number)
 	if ErrorCode(err) == ENOTFOUND {
-		return "", Errorf(ECONFLICT, "学号/工号 %s 没有未完成的办理记录,无需修复。", number)
+		return "", Errorf(ECONFLICT, "学号/工号 %s 没有未完成的办理记录，无需修复。", number)
 	} else if err != nil {
 		return "", err
 	}
 	if age := s.now().Sub(in.CreatedAt); age < intentStale {
-		return "", Errorf(ECONFLICT, "该办理记录创建于 %d 秒前,可能仍在进行中;请 %d 分钟后再修复。",
+		return "", Errorf(ECONFLICT, "该办理记录创建于 %d 秒前，可能仍在进行中；请 %d 分钟后再修复。",
 			int(age.Seconds()), int(intentStale.Minutes()))
 	}
 	var bindingID int64
@@ -326,14 +326,14 @@ func (s *Service) RepairAsAdmin(ctx context.Context, a *Admin, number, reason st
 		bindingID = bs[0].ID
 	}
 	if err := s.resolveIntent(ctx, in); err != nil {
-		err = Wrap(EUNAVAILABLE, err, "暂时无法读取企业微信,修复未完成,请稍后再试。")
+		err = Wrap(EUNAVAILABLE, err, "暂时无法读取企业微信，修复未完成，请稍后再试。")
 		s.auditFailure(ctx, a, number, bindingID, "repair ("+reason+")", err)
 		return "", err
 	}
-	outcome := "企业微信中没有该成员,办理记录已关闭;本人可重新注册绑定。"
+	outcome := "企业微信中没有该成员，办理记录已关闭；本人可重新注册绑定。"
 	result := "closed: no member in WeCom"
 	if b, err := s.liveBindingOf(ctx, number); err == nil {
-		outcome = fmt.Sprintf("已按企业微信中的成员补全绑定(%s)。", b.Status)
+		outcome = fmt.Sprintf("已按企业微信中的成员补全绑定（%s）。", b.Status)
 		result = "binding stored (" + string(b.Status) + ")"
 		bindingID = b.ID
 	} else if in.Op == OpRebind {

@@ -69,9 +69,26 @@ func TestIdentityPolicy(t *testing.T) {
 	if _, _, err := p.Match(CASIdentity{Number: "abc", Type: "student"}); ErrorCode(err) != EFORBIDDEN {
 		t.Fatalf("student with a bad number: %v", err)
 	}
+	// A refusal names the account (masked) and its type in Chinese, never the raw CAS type.
 	_, _, err = p.Match(CASIdentity{Number: "2010000001", Type: "alumni"})
-	if ErrorCode(err) != EFORBIDDEN || !strings.Contains(ErrorMessage(err), "alumni") {
+	if msg := ErrorMessage(err); ErrorCode(err) != EFORBIDDEN || !strings.Contains(msg, "20******01") ||
+		!strings.Contains(msg, "“校友”") || strings.Contains(msg, "alumni") || strings.Contains(msg, "2010000001") {
 		t.Fatalf("alumni: %v", err)
+	}
+	if err := p.SetTypeLabels(map[string]string{"Alumni": "老校友", "visiting": "访问学者"}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = p.Match(CASIdentity{Number: "2010000001", Type: "ALUMNI"})
+	if !strings.Contains(ErrorMessage(err), "“老校友”") {
+		t.Fatalf("configured label: %v", err)
+	}
+	for typ, want := range map[string]string{"visiting": "访问学者", "student": "学生", "retiree": "离退休人员", "x9": "x9", "": "未知"} {
+		if got := p.TypeLabel(typ); got != want {
+			t.Errorf("TypeLabel(%q) = %q, want %q", typ, got, want)
+		}
+	}
+	if err := p.SetTypeLabels(map[string]string{"alumni": ""}); err == nil || !strings.HasPrefix(err.Error(), "identity.type_labels.alumni") {
+		t.Errorf("empty label: %v", err)
 	}
 	if _, uid, _ := p.Match(CASIdentity{Number: "T001", Type: "staff"}); uid != "T001" {
 		t.Fatalf("staff userid %q", uid)
@@ -81,8 +98,12 @@ func TestIdentityPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, uid, _ := p2.Match(CASIdentity{Number: "T001", Type: "staff"}); uid != "staff_T001" {
-		t.Fatalf("templated userid %q", uid)
+	if rule, uid, _ := p2.Match(CASIdentity{Number: "T001", Type: "staff"}); uid != "staff_T001" || rule.Label != "教职工" {
+		t.Fatalf("templated userid %q, label of a rule without one %q", uid, rule.Label)
+	}
+	// The type is admitted, the number is not: the refusal says so without blaming the type.
+	if _, _, err := p.Match(CASIdentity{Number: "abc", Type: "student"}); !strings.Contains(ErrorMessage(err), "a**（学生）") {
+		t.Errorf("student with a bad number: %v", err)
 	}
 
 	for name, tc := range map[string]struct {

@@ -23,8 +23,8 @@ type Person struct {
 
 // Member-facing messages used by more than one step.
 const (
-	msgMobileInvalid  = "手机号格式不正确:请填写 11 位中国大陆手机号。"
-	msgBindInProgress = "正在为你办理绑定,请稍等几秒后再次提交查看结果。"
+	msgMobileInvalid  = "手机号格式不正确：请填写 11 位中国大陆手机号。"
+	msgBindInProgress = "正在为你办理绑定，请稍等几秒后再次提交查看结果。"
 )
 
 // Login is the outcome of a CAS login on the bind pages.
@@ -40,7 +40,7 @@ type Login struct {
 // EUNAVAILABLE.
 func (s *Service) Authenticate(ctx context.Context, ticket, service string) (*Login, error) {
 	if ticket == "" {
-		return nil, Errorf(EUNAUTHORIZED, "登录凭据缺失,请重新登录统一身份认证。")
+		return nil, Errorf(EUNAUTHORIZED, "登录凭据缺失，请重新登录统一身份认证。")
 	}
 	id, err := s.CAS.Validate(ctx, ticket, service)
 	if err != nil {
@@ -190,13 +190,16 @@ func (s *Service) bind(ctx context.Context, p *Person, mobile string) (*BindResu
 func (s *Service) mobileConflict(name, key, number, mobile string, holder *Binding) *Conflict {
 	c := &Conflict{Mobile: mobile, HolderNumber: MaskNumber(holder.Number)}
 	if s.samePerson(name, key, number, holder) {
-		// Both numbers are the person's own: mask them so that they can be told apart.
+		// Both numbers are the person's own: the old one is masked apart from the new one (the
+		// member's own login, shown in full), so that the two can be told apart.
 		c.HolderNumber, _ = MaskPair(holder.Number, number)
 		c.RebindFrom = holder.ID
-		c.Message = fmt.Sprintf("手机号 %s 已绑定你的另一个学号/工号 %s。如果你已更换学号/工号(如预科转本科、本科转研究生),可以直接换绑:向该手机号发送验证码,验证后旧账号将被解除并绑定新学号/工号。", MaskMobile(mobile), c.HolderNumber)
+		c.Message = fmt.Sprintf("手机号 %s 已绑定你原来的学号/工号 %s。如果你的学号/工号已更换为 %s（如预科转本科、本科读研），"+
+			"可以直接换绑：向该手机号发送验证码，验证后原学号/工号的企业微信账号将被删除，新学号/工号用同一个手机号注册，再用同一个微信加入即可。",
+			MaskMobile(mobile), c.HolderNumber, number)
 		return c
 	}
-	c.Message = fmt.Sprintf("手机号 %s 已被学号/工号 %s 绑定。一个手机号只能绑定一个身份,请更换手机号;如该号码确为你本人所有,请联系学校信息化管理部门。", MaskMobile(mobile), c.HolderNumber)
+	c.Message = fmt.Sprintf("手机号 %s 已被学号/工号 %s 绑定。一个手机号只能绑定一个身份，请更换手机号；如该号码确为你本人所有，请联系学校信息化管理部门。", MaskMobile(mobile), c.HolderNumber)
 	return c
 }
 
@@ -213,7 +216,7 @@ func (s *Service) createMember(ctx context.Context, in *Intent) (*BindResult, er
 		return s.mobileHeldInWeCom(ctx, in)
 	case code == WeComMobileInvalid:
 		s.abandonIntent(ctx, in, resultFailed) // nothing was written in WeCom
-		return nil, Errorf(EINVALID, "企业微信不接受该手机号,请检查后重新填写。")
+		return nil, Errorf(EINVALID, "企业微信不接受该手机号，请检查后重新填写。")
 	case isUnknown(err):
 		// The create may have happened: read, never create blindly again.
 		m, gerr := s.WeCom.GetUser(ctx, in.UserID)
@@ -258,11 +261,11 @@ func (s *Service) adoptMember(ctx context.Context, in *Intent, want Member) (Sta
 	}
 	if m.Status == 2 {
 		// user/update without enable would leave it disabled: the member could never join.
-		return "", Errorf(ECONFLICT, "你的企业微信账号(%s)已被停用,无法自助绑定。请联系学校信息化管理部门启用后再试。", MaskNumber(m.UserID))
+		return "", Errorf(ECONFLICT, "你的企业微信账号（%s）已被停用，无法自助绑定。请联系学校信息化管理部门启用后再试。", MaskNumber(m.UserID))
 	}
 	joined := m.Status == 1
 	if joined && m.Mobile != "" && m.Mobile != in.Mobile {
-		return "", Errorf(ECONFLICT, "你的账号已在企业微信中以手机号 %s 加入,与填写的 %s 不一致。请填写 %s,或在企业微信中修改手机号后再试。", MaskMobile(m.Mobile), MaskMobile(in.Mobile), MaskMobile(m.Mobile))
+		return "", Errorf(ECONFLICT, "你的账号已在企业微信中以手机号 %s 加入，与填写的 %s 不一致。请填写 %s，或在企业微信中修改手机号后再试。", MaskMobile(m.Mobile), MaskMobile(in.Mobile), MaskMobile(m.Mobile))
 	}
 	upd := MemberUpdate{UserID: m.UserID, Name: want.Name, Department: want.Department}
 	if m.Mobile != in.Mobile {
@@ -270,7 +273,7 @@ func (s *Service) adoptMember(ctx context.Context, in *Intent, want Member) (Sta
 	}
 	if err := s.WeCom.UpdateUser(ctx, upd); err != nil {
 		if WeComCode(err) == WeComMobileExists {
-			return "", Errorf(ECONFLICT, "手机号 %s 已被企业微信中的其他成员使用,请更换手机号。", MaskMobile(in.Mobile))
+			return "", Errorf(ECONFLICT, "手机号 %s 已被企业微信中的其他成员使用，请更换手机号。", MaskMobile(in.Mobile))
 		}
 		return "", err
 	}
@@ -288,9 +291,9 @@ func (s *Service) adoptMember(ctx context.Context, in *Intent, want Member) (Sta
 func (s *Service) mobileHeldInWeCom(ctx context.Context, in *Intent) (*BindResult, error) {
 	if in.Op == OpRebind {
 		// The released member still holds the mobile in WeCom: keep the intent for the retry.
-		return nil, Errorf(EUNAVAILABLE, "旧账号正在释放中,请稍后点击“重试”完成换绑。")
+		return nil, Errorf(EUNAVAILABLE, "旧账号正在释放中，请稍后点击“重试”完成换绑。")
 	}
-	c := &Conflict{Mobile: in.Mobile, Message: fmt.Sprintf("手机号 %s 已被企业微信中的其他成员使用。一个手机号只能对应一个成员,请更换手机号;如有疑问,请联系学校信息化管理部门。", MaskMobile(in.Mobile))}
+	c := &Conflict{Mobile: in.Mobile, Message: fmt.Sprintf("手机号 %s 已被企业微信中的其他成员使用。一个手机号只能对应一个成员，请更换手机号；如有疑问，请联系学校信息化管理部门。", MaskMobile(in.Mobile))}
 	holderID, err := s.WeCom.UserIDByMobile(ctx, in.Mobile)
 	if err == nil && strings.EqualFold(holderID, in.UserID) {
 		// Our own userid holds the mobile (WeCom checked the mobile first): adopt it as on 60102.
@@ -305,7 +308,7 @@ func (s *Service) mobileHeldInWeCom(ctx context.Context, in *Intent) (*BindResul
 		return &BindResult{Conflict: s.mobileConflict(in.Name, in.PersonKey, in.Number, in.Mobile, holder)}, nil
 	}
 	c.HolderNumber = MaskNumber(holderID)
-	c.Message = fmt.Sprintf("手机号 %s 已被企业微信成员(账号 %s)使用,该成员不是通过本系统绑定的。请更换手机号,或联系学校信息化管理部门处理。", MaskMobile(in.Mobile), c.HolderNumber)
+	c.Message = fmt.Sprintf("手机号 %s 已被企业微信成员（账号 %s）使用，该成员不是通过本系统绑定的。请更换手机号，或联系学校信息化管理部门处理。", MaskMobile(in.Mobile), c.HolderNumber)
 	return &BindResult{Conflict: c}, nil
 }
 

@@ -165,21 +165,22 @@ func ignoreConflict(err error) error {
 	return err
 }
 
-// keywordReply answers a text message: 解绑 / 验证 / 绑定 / 帮助 (CONTRACT §5). 解除绑定 contains
-// 绑定, so unbinding is matched first.
+// keywordReply answers a text message (CONTRACT §5, §7): 换绑 / 解绑 / 验证 / 绑定 / 帮助, and
+// any other text with the help text. 换绑 is matched before 绑定's relatives, and 解除绑定
+// contains 绑定, so unbinding is matched before binding.
 func (s *Service) keywordReply(content string) string {
 	t := s.replyTexts()
 	switch {
+	case strings.Contains(content, "换绑"):
+		return t.rebind
 	case strings.Contains(content, "解绑") || strings.Contains(content, "解除绑定"):
 		return t.unbind
 	case strings.Contains(content, "验证"):
 		return t.verify
 	case strings.Contains(content, "绑定"):
 		return t.bind
-	case strings.Contains(content, "帮助"):
-		return t.help
 	}
-	return ""
+	return t.help
 }
 
 func (s *Service) helpText() string { return s.replyTexts().help }
@@ -190,24 +191,37 @@ func (s *Service) replyTexts() *replyTexts {
 	return &s.texts
 }
 
-// replyTexts are the passive reply texts, built once from BaseURL.
+// replyTexts are the passive reply texts, built once from BaseURL and HelpContact. Each
+// keyword's reply links only its own page; the help text links them all. A link ends its line:
+// a chat client's link detection may swallow the characters after it.
 type replyTexts struct {
-	help, bind, unbind, verify string
+	help, bind, unbind, verify, rebind string
 }
 
+// rebindSteps says what a 换绑 is and what happens, in the words of the member pages.
+const rebindSteps = "用新学号/工号登录统一身份认证，填写原来绑定的手机号，向该手机号获取验证码后确认换绑：" +
+	"原学号/工号的企业微信账号将被删除，新学号/工号用同一个手机号注册，再用同一个微信加入即可。无需先解除绑定，也无需清除微信缓存。"
+
 func (s *Service) buildTexts() {
-	s.texts.help = "微校园助手使用帮助\n" +
-		"1. 注册绑定:" + s.link("/bind") + "\n" +
-		"2. 关注身份验证(微信绑定的手机号与注册手机号不同时):" + s.link("/verify") + "\n" +
-		"3. 解除绑定(更换学号/工号或离校):" + s.link("/unbind") + "\n" +
-		"回复“绑定”“验证”“解绑”可随时获取以上链接。"
-	s.texts.unbind = "解除绑定请点击:" + s.link("/unbind") + "\n解绑后可立即绑定新的学号/工号,无需清除微信缓存。"
-	s.texts.verify = "关注身份验证请点击:" + s.link("/verify") + "\n请填写注册时使用的手机号并输入短信验证码。"
-	s.texts.bind = "注册绑定请点击:" + s.link("/bind") + "\n使用统一身份认证账号登录后填写手机号即可。"
+	help := "微校园助手使用帮助\n" +
+		"1. 注册绑定：" + s.link("/bind") + "\n" +
+		"2. 关注身份验证（微信绑定的手机号与注册手机号不同时）：" + s.link("/verify") + "\n" +
+		"3. 查看我的绑定：" + s.link("/me") + "\n" +
+		"4. 更换学号/工号（如预科转本科、本科读研）：用新学号/工号注册绑定，填写原来的手机号即可换绑，无需先解除绑定。\n" +
+		"5. 解除绑定（离校或不再使用）：" + s.link("/unbind") + "\n" +
+		"回复“绑定”“验证”“换绑”“解绑”可随时获取以上链接。"
+	if c := strings.TrimSpace(s.HelpContact); c != "" {
+		help += "\n遇到问题请联系：" + c
+	}
+	s.texts.help = help
+	s.texts.rebind = "更换学号/工号（换绑，如预科转本科、本科读研）请点击：" + s.link("/bind") + "\n" + rebindSteps
+	s.texts.unbind = "解除绑定请点击：" + s.link("/unbind") + "\n解绑后可立即绑定新的学号/工号，无需清除微信缓存。只是更换学号/工号时无需解绑，回复“换绑”了解。"
+	s.texts.verify = "关注身份验证请点击：" + s.link("/verify") + "\n请填写注册时使用的手机号并输入短信验证码。"
+	s.texts.bind = "注册绑定请点击：" + s.link("/bind") + "\n使用统一身份认证账号登录后填写手机号即可。"
 }
 
 func (s *Service) welcomeText(b *Binding) string {
-	return fmt.Sprintf("欢迎加入!你的学号/工号 %s 已完成绑定。\n如需帮助,请点击菜单“使用帮助”或回复“帮助”。", b.Number)
+	return fmt.Sprintf("欢迎加入！你的学号/工号 %s 已完成绑定。\n如需帮助，请点击菜单“使用帮助”或回复“帮助”。", b.Number)
 }
 
 func (s *Service) link(path string) string {

@@ -70,5 +70,5 @@ func ErrorMessage(err error) string {
 	if errors.As(err, &e) && e.Code != EINTERNAL {
 		return e.Message
 	}
-	return "系统内部错误,请稍后再试。"
+	return "系统内部错误，请稍后再试。"
 }

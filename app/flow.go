@@ -21,7 +21,7 @@ type Flow struct {
 var ErrFlowFinished = errors.New("app: the flow has finished")
 
 // msgFlowFinished answers a step of a finished flow.
-const msgFlowFinished = "本次操作已经完成,不能重复提交。如需再次办理,请重新开始。"
+const msgFlowFinished = "本次操作已经完成，不能重复提交。如需再次办理，请重新开始。"
 
 // checkFlow refuses a step of a flow that has finished. A flow without an ID is a bug in the
 // caller, not a member's mistake.

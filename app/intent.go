@@ -89,7 +89,7 @@ func (s *Service) openIntent(ctx context.Context, in *Intent) (*Intent, error) {
 		return nil, err
 	}
 	if b, err := s.liveBindingOf(ctx, in.Number); err == nil {
-		return nil, &Error{Code: ECONFLICT, Message: "该学号/工号已绑定(手机号 " + MaskMobile(b.Mobile) + ")。"}
+		return nil, &Error{Code: ECONFLICT, Message: "该学号/工号已绑定（手机号 " + MaskMobile(b.Mobile) + "）。"}
 	}
 	if err := s.Store.CreateIntent(ctx, in); err != nil {
 		if ErrorCode(err) == ECONFLICT {
@@ -185,7 +185,7 @@ func (s *Service) failIntent(ctx context.Context, in *Intent, err error) (*BindR
 	if isUnknown(err) || (in.outlivesFailure() && (code == EINTERNAL || code == EUNAVAILABLE)) {
 		// Still unknown even after reading, or a 换绑 whose old member is already released and
 		// WeCom failed: leave the intent open for the repair or the member's retry.
-		return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,请稍后重试。")
+		return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙，请稍后重试。")
 	}
 	// A refusal (an *Error such as a member who joined with another mobile) ends the attempt; a
 	// 换绑 then ends with the old member released, and the member binds anew.
@@ -194,9 +194,9 @@ func (s *Service) failIntent(ctx context.Context, in *Intent, err error) (*BindR
 		return nil, err
 	}
 	if WeComTemporary(err) {
-		return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,请稍后再试。")
+		return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙，请稍后再试。")
 	}
-	return nil, Wrap(EUNAVAILABLE, err, "创建企业微信账号失败,请稍后再试;如多次失败,请联系学校信息化管理部门。")
+	return nil, Wrap(EUNAVAILABLE, err, "创建企业微信账号失败，请稍后再试；如多次失败，请联系学校信息化管理部门。")
 }
 
 // RepairIntents resolves intents left open longer than intentStale (a crash or a lost answer

@@ -131,7 +131,7 @@ func offboardReason(reason string) (string, error) {
 		return DefaultOffboardReason, nil
 	}
 	if n := utf8.RuneCountInString(reason); n > offboardReasonMax || !utf8.ValidString(reason) {
-		return "", Errorf(EINVALID, "离校原因过长或含无效字符(最多 %d 个字符)", offboardReasonMax)
+		return "", Errorf(EINVALID, "离校原因过长或含无效字符（最多 %d 个字符）", offboardReasonMax)
 	}
 	return reason, nil
 }

@@ -22,7 +22,7 @@ const (
 // longer name is cut to WeCom's limit (the page says so); invalid UTF-8 is replaced.
 func personFrom(id CASIdentity) (CASIdentity, bool, error) {
 	if len(id.Number) > maxNumberLen || !utf8.ValidString(id.Number) {
-		return id, false, Errorf(EFORBIDDEN, "统一身份认证返回的学号/工号过长或格式无效,无法办理绑定。请联系学校信息化管理部门。")
+		return id, false, Errorf(EFORBIDDEN, "统一身份认证返回的学号/工号过长或格式无效，无法办理绑定。请联系学校信息化管理部门。")
 	}
 	id.Name = strings.ToValidUTF8(strings.TrimSpace(id.Name), "�")
 	id.Type = truncateRunes(strings.ToValidUTF8(id.Type, "�"), maxTypeRunes)

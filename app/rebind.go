@@ -12,12 +12,12 @@ import (
 var ErrRebindPending = errors.New("app: the rebind is recorded; a retry continues it")
 
 // msgOldNotReleased answers a 换绑 whose old member WeCom has not deleted yet.
-const msgOldNotReleased = "企业微信系统繁忙,原账号暂未解除,请稍后点击“重试”。"
+const msgOldNotReleased = "企业微信系统繁忙，原账号暂未解除，请稍后点击“重试”。"
 
 // errOldReleased refuses a 换绑 from a binding that was released meanwhile: the number is free,
 // so a plain bind does it.
 func errOldReleased(old *Binding) error {
-	return Errorf(ECONFLICT, "原绑定(学号/工号 %s)已解除,请直接重新提交手机号完成绑定。", MaskNumber(old.Number))
+	return Errorf(ECONFLICT, "原绑定（学号/工号 %s）已解除，请直接重新提交手机号完成绑定。", MaskNumber(old.Number))
 }
 
 // checkRebind loads the binding p wants to take over and checks that it is p's own earlier
@@ -25,12 +25,12 @@ func errOldReleased(old *Binding) error {
 func (s *Service) checkRebind(ctx context.Context, p *Person, fromID int64, mobile string) (*Binding, error) {
 	old, err := s.Store.FindBindingByID(ctx, fromID)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ECONFLICT, "未找到要换绑的原绑定记录,请重新开始注册绑定。")
+		return nil, Errorf(ECONFLICT, "未找到要换绑的原绑定记录，请重新开始注册绑定。")
 	} else if err != nil {
 		return nil, err
 	}
 	if old.Mobile != mobile || !s.samePerson(p.Name, p.Key, p.Number, old) {
-		return nil, Errorf(EFORBIDDEN, "该手机号绑定的不是你本人的其他学号/工号,不能换绑。")
+		return nil, Errorf(EFORBIDDEN, "该手机号绑定的不是你本人的其他学号/工号，不能换绑。")
 	}
 	return old, nil
 }
@@ -55,7 +55,7 @@ func (s *Service) SendRebindCode(ctx context.Context, fl Flow, p *Person, fromID
 	}
 	// The holder's trail names who asked for a code to their mobile.
 	ev := Event{BindingID: old.ID, Kind: EventRebindCode, Actor: ActorMember, Number: old.Number, UserID: old.UserID,
-		Detail: fmt.Sprintf("换绑验证码已发送至 %s,申请人学号/工号 %s", MaskMobile(mobile), p.Number)}
+		Detail: fmt.Sprintf("换绑验证码已发送至 %s，申请人学号/工号 %s", MaskMobile(mobile), p.Number)}
 	if err := s.Store.AppendEvent(ctx, ev); err != nil {
 		s.log().Warn("audit rebind code", "number", old.Number, "err", err)
 	}

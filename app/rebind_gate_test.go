@@ -97,7 +97,7 @@ func TestRebindCodeLimits(t *testing.T) {
 		f.clock.advance(2 * 60e9)
 	}
 	msg := f.sms.last(t).message
-	for _, want := range []string{"换绑", "201*****01 换绑到 202*****01", "如非本人申请,请忽略"} {
+	for _, want := range []string{"换绑", "201*****01 换绑到 202*****01", "如非本人申请，请忽略"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("rebind SMS %q lacks %q", msg, want)
 		}

@@ -36,6 +36,8 @@ type Service struct {
 	BaseURL string
 	// HelpKey is the menu click key answered with the help text (default "HELP").
 	HelpKey string
+	// HelpContact is server.help_contact: the help desk the help text names ("" names none).
+	HelpContact string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives operational logs; nil means slog.Default().
@@ -90,7 +92,7 @@ func (s *Service) FindBinding(ctx context.Context, key string) (*Binding, error)
 // ListBindings lists bindings, optionally filtered by status.
 func (s *Service) ListBindings(ctx context.Context, f BindingFilter) ([]*Binding, error) {
 	if f.Status != "" && !f.Status.Valid() {
-		return nil, Errorf(EINVALID, "未知状态 %q(可选 pending、active、unbound、migrated)", f.Status)
+		return nil, Errorf(EINVALID, "未知状态 %q（可选 pending、active、unbound、migrated）", f.Status)
 	}
 	return s.Store.FindBindings(ctx, f)
 }

@@ -112,7 +112,7 @@ func (s *Service) sendCode(ctx context.Context, req codeRequest) error {
 		}
 		s.undoFleet(ctx, fleetID, p.fleetLimits(req)[:1]) // the cooldown, as in the database
 		if ErrorCode(err) == EINTERNAL {
-			return Wrap(EUNAVAILABLE, err, "短信发送失败,请稍后再试。")
+			return Wrap(EUNAVAILABLE, err, "短信发送失败，请稍后再试。")
 		}
 		return err
 	}
@@ -126,11 +126,11 @@ func (p SMSPolicy) message(req codeRequest, code string) string {
 	minutes := int(p.TTL.Minutes())
 	if r := req.rebind; r != nil {
 		from, to := MaskPair(r.from, r.requester)
-		return fmt.Sprintf("【微校园助手】验证码 %s,用于把本手机号绑定的学号/工号 %s 换绑到 %s:"+
-			"验证后原企业微信账号将被解除。%d 分钟内有效。如非本人申请,请忽略本短信,切勿把验证码告诉他人。",
+		return fmt.Sprintf("【微校园助手】验证码 %s，用于把本手机号绑定的学号/工号 %s 换绑到 %s："+
+			"验证后原企业微信账号将被解除。%d 分钟内有效。如非本人申请，请忽略本短信，切勿把验证码告诉他人。",
 			code, from, to, minutes)
 	}
-	return fmt.Sprintf("【微校园助手】你的验证码是 %s,%d 分钟内有效。如非本人操作,请忽略本短信。", code, minutes)
+	return fmt.Sprintf("【微校园助手】你的验证码是 %s，%d 分钟内有效。如非本人操作，请忽略本短信。", code, minutes)
 }
 
 // reserveCode checks the limits and stores a new code. The check and the insert run under a
@@ -210,19 +210,19 @@ func (s *Service) checkCodeLimits(ctx context.Context, p SMSPolicy, req codeRequ
 }
 
 func errCooldown(wait time.Duration) error {
-	return Errorf(ETOOMANY, "验证码发送过于频繁,请 %d 秒后再试。", int(wait.Seconds())+1)
+	return Errorf(ETOOMANY, "验证码发送过于频繁，请 %d 秒后再试。", int(wait.Seconds())+1)
 }
 
 // errDailyCap is the refusal of the daily cap that applies to req.
 func (p SMSPolicy) errDailyCap(req codeRequest) error {
 	if req.rebind != nil {
-		return Errorf(ETOOMANY, "今日换绑验证码的发送次数已达上限(%d 次),请明天再试。", p.RebindDailyLimit)
+		return Errorf(ETOOMANY, "今日换绑验证码的发送次数已达上限（%d 次），请明天再试。", p.RebindDailyLimit)
 	}
-	return Errorf(ETOOMANY, "该手机号今日获取验证码次数已达上限(%d 次),请明天再试。", p.DailyLimit)
+	return Errorf(ETOOMANY, "该手机号今日获取验证码次数已达上限（%d 次），请明天再试。", p.DailyLimit)
 }
 
 func errIPCap() error {
-	return Errorf(ETOOMANY, "当前网络获取验证码过于频繁,请稍后再试。")
+	return Errorf(ETOOMANY, "当前网络获取验证码过于频繁，请稍后再试。")
 }
 
 // stripedLock serialises work per key with a fixed number of mutexes (no growth, no cleanup).
@@ -262,19 +262,19 @@ func (s *Service) CheckCode(ctx context.Context, mobile string, purpose Purpose,
 				return uerr
 			}
 		}
-		return Errorf(EINVALID, "验证码错误次数过多,请重新获取。")
+		return Errorf(EINVALID, "验证码错误次数过多，请重新获取。")
 	} else if err != nil {
 		return err
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Hash), []byte(p.hash(mobile, purpose, code))) != 1 {
 		if left := p.MaxAttempts - n; left > 0 {
-			return Errorf(EINVALID, "验证码错误,还可尝试 %d 次。", left)
+			return Errorf(EINVALID, "验证码错误，还可尝试 %d 次。", left)
 		}
-		return Errorf(EINVALID, "验证码错误次数过多,请重新获取。")
+		return Errorf(EINVALID, "验证码错误次数过多，请重新获取。")
 	}
 	if err := s.Store.UseSMSCode(ctx, c.ID, now); err != nil {
 		if ErrorCode(err) == ECONFLICT {
-			return Errorf(EINVALID, "该验证码已失效,请重新获取。")
+			return Errorf(EINVALID, "该验证码已失效，请重新获取。")
 		}
 		return err
 	}
@@ -285,11 +285,11 @@ func (s *Service) CheckCode(ctx context.Context, mobile string, purpose Purpose,
 func (p SMSPolicy) usable(c *SMSCode, now time.Time) error {
 	switch {
 	case c.UsedAt != nil:
-		return Errorf(EINVALID, "该验证码已失效,请重新获取。")
+		return Errorf(EINVALID, "该验证码已失效，请重新获取。")
 	case !now.Before(c.ExpiresAt):
-		return Errorf(EEXPIRED, "验证码已过期(有效期 %d 分钟),请重新获取。", int(p.TTL.Minutes()))
+		return Errorf(EEXPIRED, "验证码已过期（有效期 %d 分钟），请重新获取。", int(p.TTL.Minutes()))
 	case c.Attempts >= p.MaxAttempts:
-		return Errorf(EINVALID, "验证码错误次数过多,请重新获取。")
+		return Errorf(EINVALID, "验证码错误次数过多，请重新获取。")
 	}
 	return nil
 }

@@ -24,14 +24,14 @@ func (s *Service) BindingFromCode(ctx context.Context, code string) (*MemberBind
 // member of the corp gets ENOTFOUND.
 func (s *Service) memberFromCode(ctx context.Context, code string) (string, error) {
 	if code == "" {
-		return "", Errorf(EINVALID, "缺少授权参数,请从企业微信重新进入。")
+		return "", Errorf(EINVALID, "缺少授权参数，请从企业微信重新进入。")
 	}
 	userID, _, err := s.WeCom.UserFromCode(ctx, code)
 	if err != nil {
 		return "", s.codeError(err)
 	}
 	if userID == "" {
-		return "", Errorf(ENOTFOUND, "你还不是本单位企业微信成员,没有通过本系统绑定的学号/工号。如需加入,请先完成注册绑定。")
+		return "", Errorf(ENOTFOUND, "你还不是本单位企业微信成员，没有通过本系统绑定的学号/工号。如需加入，请先完成注册绑定。")
 	}
 	return userID, nil
 }
@@ -40,7 +40,7 @@ func (s *Service) memberFromCode(ctx context.Context, code string) (string, erro
 func (s *Service) bindingOfMember(ctx context.Context, userID string) (*Binding, error) {
 	b, err := s.Store.FindLiveBinding(ctx, "userid", userID)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ENOTFOUND, "你的企业微信账号没有通过本系统绑定的学号/工号。如有疑问,请联系学校信息化管理部门。")
+		return nil, Errorf(ENOTFOUND, "你的企业微信账号没有通过本系统绑定的学号/工号。如有疑问，请联系学校信息化管理部门。")
 	}
 	return b, err
 }
@@ -101,9 +101,9 @@ func (s *Service) AdminUnbind(ctx context.Context, number, reason string) (*Bind
 func (s *Service) release(ctx context.Context, b *Binding, actor, reason, by string) (*Binding, error) {
 	if err := s.WeCom.DeleteUser(ctx, b.UserID); err != nil && WeComCode(err) != WeComUserNotFound {
 		if WeComTemporary(err) {
-			return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,解除绑定未完成,请稍后再试。")
+			return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙，解除绑定未完成，请稍后再试。")
 		}
-		return nil, Wrap(EUNAVAILABLE, err, "企业微信未能删除该成员,解除绑定未完成,请稍后再试或联系学校信息化管理部门。")
+		return nil, Wrap(EUNAVAILABLE, err, "企业微信未能删除该成员，解除绑定未完成，请稍后再试或联系学校信息化管理部门。")
 	}
 	out, err := s.Store.UpdateBinding(ctx, b.ID, BindingUpdate{
 		Status:   Ptr(StatusUnbound),

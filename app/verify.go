@@ -39,7 +39,7 @@ type VerifyState struct {
 // mode, auth/getuserinfo in authsucc mode. The member must have a binding (else ENOTFOUND).
 func (s *Service) StartVerify(ctx context.Context, code string) (*VerifyState, *Binding, error) {
 	if code == "" {
-		return nil, nil, Errorf(EINVALID, "缺少验证参数,请从企业微信重新进入身份验证页面。")
+		return nil, nil, Errorf(EINVALID, "缺少验证参数，请从企业微信重新进入身份验证页面。")
 	}
 	st := &VerifyState{IssuedAt: s.now().Unix()}
 	var err error
@@ -52,11 +52,11 @@ func (s *Service) StartVerify(ctx context.Context, code string) (*VerifyState, *
 		return nil, nil, s.codeError(err)
 	}
 	if st.UserID == "" { // a visitor who is not a member (auth/getuserinfo gave an openid only)
-		return nil, nil, Errorf(ENOTFOUND, "你还不是本单位企业微信成员,请先完成注册绑定。")
+		return nil, nil, Errorf(ENOTFOUND, "你还不是本单位企业微信成员，请先完成注册绑定。")
 	}
 	b, err := s.Store.FindLiveBinding(ctx, "userid", st.UserID)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, nil, Errorf(ENOTFOUND, "没有找到你的绑定记录。请先完成注册绑定,再进入企业微信完成身份验证。")
+		return nil, nil, Errorf(ENOTFOUND, "没有找到你的绑定记录。请先完成注册绑定，再进入企业微信完成身份验证。")
 	} else if err != nil {
 		return nil, nil, err
 	}
@@ -67,9 +67,9 @@ func (s *Service) StartVerify(ctx context.Context, code string) (*VerifyState, *
 func (s *Service) codeError(err error) error {
 	switch {
 	case WeComCode(err) == WeComInvalidCode:
-		return Wrap(EEXPIRED, err, "链接已失效或已被使用,请从企业微信重新进入。")
+		return Wrap(EEXPIRED, err, "链接已失效或已被使用，请从企业微信重新进入。")
 	case WeComTemporary(err):
-		return Wrap(EUNAVAILABLE, err, "企业微信系统繁忙,请稍后再试。")
+		return Wrap(EUNAVAILABLE, err, "企业微信系统繁忙，请稍后再试。")
 	}
 	return err
 }
@@ -80,14 +80,14 @@ func (s *Service) codeError(err error) error {
 // an SMS round trip.
 func (s *Service) verifyBinding(ctx context.Context, st *VerifyState) (*Binding, error) {
 	if st == nil || st.UserID == "" {
-		return nil, Wrap(EEXPIRED, ErrVerifyRestart, "页面已过期,请从企业微信重新进入身份验证页面。")
+		return nil, Wrap(EEXPIRED, ErrVerifyRestart, "页面已过期，请从企业微信重新进入身份验证页面。")
 	}
 	if st.TfaCode != "" && s.now().Sub(time.Unix(st.IssuedAt, 0)) >= tfaLifetime {
-		return nil, Wrap(EEXPIRED, ErrVerifyRestart, "验证已超过企业微信规定的 5 分钟时限,请返回企业微信重新进入身份验证页面。")
+		return nil, Wrap(EEXPIRED, ErrVerifyRestart, "验证已超过企业微信规定的 5 分钟时限，请返回企业微信重新进入身份验证页面。")
 	}
 	b, err := s.Store.FindLiveBinding(ctx, "userid", st.UserID)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ENOTFOUND, "没有找到你的绑定记录,请先完成注册绑定。")
+		return nil, Errorf(ENOTFOUND, "没有找到你的绑定记录，请先完成注册绑定。")
 	}
 	return b, err
 }
@@ -109,7 +109,7 @@ func (s *Service) SendVerifyCode(ctx context.Context, fl Flow, st *VerifyState, 
 		return "", Errorf(EINVALID, msgMobileInvalid)
 	}
 	if mobile != b.Mobile {
-		return "", Errorf(EINVALID, "填写的手机号与注册绑定时的手机号(%s)不一致,请填写注册时使用的手机号。", MaskMobile(b.Mobile))
+		return "", Errorf(EINVALID, "填写的手机号与注册绑定时的手机号（%s）不一致，请填写注册时使用的手机号。", MaskMobile(b.Mobile))
 	}
 	return mobile, s.SendCode(ctx, mobile, PurposeVerify, ip)
 }
@@ -137,10 +137,10 @@ func (s *Service) ConfirmVerify(ctx context.Context, fl Flow, st *VerifyState, c
 	}
 	switch {
 	case WeComCode(err) == WeComUserNotFound:
-		return nil, Wrap(ENOTFOUND, err, "你的企业微信账号不存在或已被删除,请重新注册绑定。")
+		return nil, Wrap(ENOTFOUND, err, "你的企业微信账号不存在或已被删除，请重新注册绑定。")
 	case WeComCode(err) == WeComInvalidCode:
 		// The tfa_code was used or ran out: only a fresh start from WeCom gives a new one.
-		return nil, Wrap(EEXPIRED, fmt.Errorf("%w: %w", ErrVerifyRestart, err), "本次验证已失效(企业微信的验证只能使用一次,且须在 5 分钟内完成),请返回企业微信重新进入身份验证页面。")
+		return nil, Wrap(EEXPIRED, fmt.Errorf("%w: %w", ErrVerifyRestart, err), "本次验证已失效（企业微信的验证只能使用一次，且须在 5 分钟内完成），请返回企业微信重新进入身份验证页面。")
 	case err != nil:
 		return nil, s.codeError(err)
 	}

@@ -163,6 +163,21 @@ func (b *browser) click(sel string, status int64) {
 	}
 }
 
+// aboveFold checks that each element sel lies within the first screen (viewportHeight CSS pixels
+// at viewportWidth), the page scrolled to its top.
+func (b *browser) aboveFold(step string, sels ...string) {
+	b.t.Helper()
+	for _, sel := range sels {
+		bottom, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](`(window.scrollTo(0, 0), document.querySelector(`+strconv.Quote(sel)+`).getBoundingClientRect().bottom)`))
+		if err != nil {
+			b.t.Fatalf("%s: %s: %v", step, sel, err)
+		}
+		if bottom > viewportHeight {
+			b.t.Errorf("%s: %s ends %.0f px down, below the first screen (%d px)", step, sel, bottom, viewportHeight)
+		}
+	}
+}
+
 // typeInto types text into the input sel, key by key.
 func (b *browser) typeInto(sel, text string) {
 	b.t.Helper()
@@ -267,11 +282,12 @@ func (b *browser) bind(number, name, label, mobile string) {
 	if loc := b.location(); !strings.HasPrefix(loc, b.d.base+"/bind/cas?ticket=") {
 		b.t.Errorf("after the CAS login the browser is at %s", loc)
 	}
-	b.sees("mobile form", []string{"绑定手机号", "当前身份:" + name + "(" + label + " " + number + ")", "不是你?切换账号"})
+	b.sees("mobile form", []string{"绑定手机号", "当前身份：" + name + "（" + label + " " + number + "）", "不是你？切换账号", "重新点击菜单“注册绑定”"})
 	b.screen("bind-mobile")
 	b.typeInto(`input[name="mobile"]`, mobile)
 	b.click(`form[action="/bind/mobile"] button[type="submit"]`, 200)
 	b.sees("follow page", []string{"注册成功", "企业微信账号已创建", app.MaskMobile(mobile), number, app.MaskName(name), "待加入"}, mobile)
+	b.aboveFold("follow page", ".join h1", ".join p", ".qr img")
 	b.screen("bind-follow")
 }
 
@@ -339,22 +355,38 @@ func TestBrowserBind(t *testing.T) {
 
 	// 我的 › 绑定信息: WeCom OAuth (silent for the selected member), then the binding.
 	b.click(`a[href="`+d.base+`/me"]`, 200)
-	b.sees("me", []string{"我的绑定", "2021000101", "张*", "138****0101", "已绑定"}, "13800000101")
+	b.sees("me", []string{"我的绑定", "2021000101", "张*", "138****0101", "已绑定", "更换学号/工号（如预科转本科、本科读研）", "更换学号/工号（换绑）"}, "13800000101")
 	b.screen("me")
 
 	// 使用帮助: the encrypted click and its decrypted passive reply.
 	b.open("/demo", 200)
 	b.click(`form[action="/demo/click"] button`, 200)
-	b.sees("help reply", []string{"微校园助手使用帮助", d.base + "/bind", d.base + "/unbind"})
+	b.sees("help reply", []string{"微校园助手使用帮助", d.base + "/bind", d.base + "/unbind", d.base + "/me", "更换学号/工号（如预科转本科、本科读研）", "遇到问题请联系："})
 	b.screen("help-reply")
+
+	// The text 换绑 is answered with what a 换绑 does and the link to /bind; any other text gets
+	// the help text.
+	b.open("/demo", 200)
+	b.typeInto(`form[action="/demo/text"] input[name="content"]`, "换绑")
+	b.click(`form[action="/demo/text"] button`, 200)
+	b.sees("换绑 reply", []string{"更换学号/工号（换绑", d.base + "/bind", "原学号/工号的企业微信账号将被删除"})
+	b.screen("rebind-reply")
+	b.open("/demo", 200)
+	b.typeInto(`form[action="/demo/text"] input[name="content"]`, "你好")
+	b.click(`form[action="/demo/text"] button`, 200)
+	b.sees("other text reply", []string{"微校园助手使用帮助", d.base + "/me"})
 
 	// An alumnus logs in and is refused.
 	b.open("/bind/login", 200)
 	b.typeInto("#username", "2010000001")
 	b.typeInto("#password", demoPassword)
 	b.click(`button[type="submit"]`, 403)
-	b.sees("refused", []string{"无法办理"})
+	b.sees("refused", []string{"无法办理", "20******01 的身份是“校友”", "使用其他账号登录"}, "alumni", "2010000001")
 	b.screen("alumni-refused")
+
+	// A page that does not exist: the error page (its own template).
+	b.open("/bind/nowhere", 404)
+	b.sees("not found", []string{"页面不存在", "请从微校园助手的菜单重新进入"})
 
 	// The console as an admin sees it on a desktop.
 	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
@@ -465,10 +497,11 @@ func TestBrowserRebind(t *testing.T) {
 	b.typeInto("#username", "2024000401")
 	b.typeInto("#password", demoPassword)
 	b.click(`button[type="submit"]`, 200)
-	b.sees("mobile form", []string{"当前身份:刘洋(学生 2024000401)"})
+	b.sees("mobile form", []string{"当前身份：刘洋（学生 2024000401）"})
 	b.typeInto(`input[name="mobile"]`, "13600000401")
 	b.click(`form[action="/bind/mobile"] button[type="submit"]`, 409)
-	b.sees("conflict", []string{"可以换绑", "136****0401", "20*0****01", "换绑到新学号/工号"}, "13600000401", "2020000401") // masked apart from 2024000401
+	// The old number is masked apart from the new one, which the member logged in with.
+	b.sees("conflict", []string{"可以换绑", "136****0401", "已绑定你原来的学号/工号 20*0****01", "已更换为 2024000401", "换绑到新学号/工号"}, "13600000401", "2020000401")
 	b.screen("migrate-conflict")
 
 	b.click(`form[action="/bind/migrate/code"] button`, 200)

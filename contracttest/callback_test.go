@@ -199,9 +199,17 @@ func TestContractCallbackPost(t *testing.T) {
 				}
 			}
 		}
+		// §7: 换绑 is answered with /bind; any other text gets the help text, which links
+		// /bind, /verify, /unbind and /me.
+		st, content = w.callback(t, w.app, "/wecom/callback", ctText("kw-user", "换绑"), now)
+		if st != http.StatusOK || !ctHasLink(content, w.base+"/bind") || ctHasLink(content, w.base+"/unbind") {
+			t.Errorf("text 换绑: %d %q, want a reply linking /bind", st, content)
+		}
 		st, content = w.callback(t, w.app, "/wecom/callback", ctText("kw-user", "你好"), now)
-		if st != http.StatusOK || content != "" {
-			t.Errorf("other text: %d %q, want 200 with an empty body", st, content)
+		for _, p := range []string{"/bind", "/verify", "/unbind", "/me"} {
+			if st != http.StatusOK || !ctHasLink(content, w.base+p) {
+				t.Errorf("other text: %d %q, want the help text linking %s", st, content, p)
+			}
 		}
 		st, content = w.callback(t, w.app, "/wecom/callback", ctEvent("kw-user", "click", "OTHER"), now)
 		if st != http.StatusOK || content != "" {

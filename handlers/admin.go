@@ -92,7 +92,7 @@ func (s *Server) handleAdminUnbind(c *gin.Context) {
 		s.renderAdminError(c, a, err, number)
 		return
 	}
-	s.flashTo(c, number, "已解除绑定:企业微信成员 "+b.UserID+" 已删除,绑定已标记为已解除。")
+	s.flashTo(c, number, "已解除绑定：企业微信成员 "+b.UserID+" 已删除，绑定已标记为已解除。")
 }
 
 // handleAdminInvite handles "POST /admin/people/{number}/invite": the WeCom invitation again.
@@ -114,7 +114,7 @@ func (s *Server) handleAdminRepair(c *gin.Context) {
 		s.renderAdminError(c, a, err, number)
 		return
 	}
-	s.flashTo(c, number, "已修复:"+outcome)
+	s.flashTo(c, number, "已修复："+outcome)
 }
 
 // handleAdminExport handles "GET /admin/export.csv?status=S": the CSV of `binding list --csv`.
@@ -243,7 +243,7 @@ func chartOf(days []app.DayCount) chartView {
 			v.Ticks = append(v.Ticks, tickView{X: chartPad + i*chartSlot + chartSlot/2, Label: b.Label})
 		}
 	}
-	v.Summary = "近 " + strconv.Itoa(len(days)) + " 天每日新增绑定柱状图:合计 " + strconv.Itoa(v.Total) +
-		",单日最多 " + strconv.Itoa(v.Max) + "。每日数据见下方表格。"
+	v.Summary = "近 " + strconv.Itoa(len(days)) + " 天每日新增绑定柱状图：合计 " + strconv.Itoa(v.Total) +
+		"，单日最多 " + strconv.Itoa(v.Max) + "。每日数据见下方表格。"
 	return v
 }

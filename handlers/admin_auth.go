@@ -85,7 +85,7 @@ func (s *Server) adminOperator(c *gin.Context) {
 	if a := adminOf(c); !a.CanAct() {
 		c.Abort()
 		s.renderAdminMessage(c, http.StatusForbidden, a, &adminView{Title: "无权操作",
-			Paragraphs: []string{"你是只读账号(admin.viewers):可以查询和查看,不能执行操作或导出数据。"}})
+			Paragraphs: []string{"你是只读账号（admin.viewers）：可以查询和查看，不能执行操作或导出数据。"}})
 		return
 	}
 	c.Next()
@@ -104,7 +104,7 @@ func (s *Server) adminOrSignIn(c *gin.Context) (*app.Admin, bool) {
 			return nil, false
 		}
 		s.renderAdminMessage(c, http.StatusForbidden, nil, &adminView{Title: "请先登录",
-			Paragraphs: []string{"登录已过期或尚未登录管理控制台,本次操作未执行。"},
+			Paragraphs: []string{"登录已过期或尚未登录管理控制台，本次操作未执行。"},
 			Actions:    []action{{Label: "登录管理控制台", URL: "/admin", Primary: true}}})
 	case app.EFORBIDDEN:
 		s.renderAdminMessage(c, http.StatusForbidden, nil, &adminView{Title: "无权访问",
@@ -189,7 +189,7 @@ func (s *Server) handleAdminLogout(c *gin.Context) {
 	}
 	s.setAdminCookie(c, s.adminNames.session, "", -1)
 	s.renderAdminMessage(c, http.StatusOK, nil, &adminView{Title: "已退出管理控制台", Icon: "success",
-		Paragraphs: []string{"本次登录已注销;在其他标签页中打开的控制台页面也已失效。"},
+		Paragraphs: []string{"本次登录已注销；在其他标签页中打开的控制台页面也已失效。"},
 		Actions:    []action{{Label: "重新登录", URL: "/admin", Primary: true}}})
 }
 

@@ -60,7 +60,7 @@ func personViewOf(p *app.PersonFile, a *app.Admin) *personView {
 }
 
 // memberStatusText are WeCom's member statuses (user/get).
-var memberStatusText = map[int]string{1: "已激活(已加入)", 2: "已禁用", 4: "未激活(尚未加入)", 5: "已退出企业"}
+var memberStatusText = map[int]string{1: "已激活（已加入）", 2: "已禁用", 4: "未激活（尚未加入）", 5: "已退出企业"}
 
 func memberViewOf(st app.WeComMemberState) memberView {
 	v := memberView{UserID: st.UserID}
@@ -68,7 +68,7 @@ func memberViewOf(st app.WeComMemberState) memberView {
 	case st.UserID == "":
 		v.Text = "没有对应的企业微信成员"
 	case st.Unavailable:
-		v.Text, v.Tone = "暂时无法读取(企业微信无响应),请稍后刷新", "bad"
+		v.Text, v.Tone = "暂时无法读取（企业微信无响应），请稍后刷新", "bad"
 	case st.Gone:
 		v.Text = "企业微信中不存在该成员"
 	case st.Member != nil:
@@ -101,7 +101,7 @@ func smsViewOf(c *app.SMSCode) smsView {
 	case c.UsedAt != nil:
 		v.State = "已使用"
 	case c.Attempts > 0:
-		v.State = "未通过(尝试 " + strconv.Itoa(c.Attempts) + " 次)"
+		v.State = "未通过（尝试 " + strconv.Itoa(c.Attempts) + " 次）"
 	default:
 		v.State = "未使用"
 	}

@@ -252,14 +252,14 @@ func TestAdminDashboard(t *testing.T) {
 		clock := e.withOffsetClock()
 		m := e.newAdmin(viewerUser)
 		r := m.get("/admin")
-		expectPage(t, "dashboard", r, `<svg class="chart"`, `role="img"`, "每日数据", "合计 3", "待加入", "未完成的办理记录(1)",
-			`href="/admin/people/2021000304"`, "等待发送或重试中:<strong>3</strong>")
-		expectPage(t, "dashboard", r, "超过 3 天仍未加入企业微信(0)")
+		expectPage(t, "dashboard", r, `<svg class="chart"`, `role="img"`, "每日数据", "合计 3", "待加入", "未完成的办理记录（1）",
+			`href="/admin/people/2021000304"`, "等待发送或重试中：<strong>3</strong>")
+		expectPage(t, "dashboard", r, "超过 3 天仍未加入企业微信（0）")
 		expectNotInPage(t, "viewer dashboard", r, "/admin/export.csv")
 
 		clock.Advance(4 * 24 * time.Hour)
 		r = e.newAdmin(viewerUser).get("/admin") // the first session ended after 8 h
-		expectPage(t, "dashboard 4 days later", r, "超过 3 天仍未加入企业微信(1)", `href="/admin/people/2021000302"`, "138****0302")
+		expectPage(t, "dashboard 4 days later", r, "超过 3 天仍未加入企业微信（1）", `href="/admin/people/2021000302"`, "138****0302")
 		expectNotInPage(t, "dashboard 4 days later", r, "13800000302")
 		today := time.Now().In(app.ConsoleZone()).Format("2006-01-02")
 		if !regexp.MustCompile(`<td>` + today + `</td><td>3</td>`).Match(r.body) {
@@ -296,7 +296,7 @@ func TestAdminSearch(t *testing.T) {
 			expectNotInPage(t, "search "+c.q, r, "13800000401", "测试2021000401", "结果过多")
 		}
 		r := m.get("/admin/search?q=2030")
-		expectPage(t, "capped search", r, "结果过多,仅显示前 50 条")
+		expectPage(t, "capped search", r, "结果过多，仅显示前 50 条")
 		if n := strings.Count(string(r.body), `href="/admin/people/2030`); n != 50 {
 			t.Errorf("capped search shows %d hits, want 50", n)
 		}
@@ -322,8 +322,8 @@ func TestAdminPerson(t *testing.T) {
 		m := e.newAdmin(viewerUser)
 		r := m.get("/admin/people/2021000501")
 		expectStatus(t, "person", r, http.StatusOK)
-		expectPage(t, "person", r, "当前绑定", "138****0502", "138****0501", "old0501", "已激活", "绑定历史(2)",
-			"短信验证码发送记录(1)", "解除绑定", "IP 10.20.*.*", "查看详情", "[admin "+viewerUser+"]", "只读账号")
+		expectPage(t, "person", r, "当前绑定", "138****0502", "138****0501", "old0501", "已激活", "绑定历史（2）",
+			"短信验证码发送记录（1）", "解除绑定", "IP 10.20.*.*", "查看详情", "[admin "+viewerUser+"]", "只读账号")
 		expectNotInPage(t, "person", r, "13800000502", "13800000501", "10.20.30.40", "测试2021000501", `action="/admin/people/2021000501/unbind"`)
 		if !hasEvent(e.adminEvents("2021000501"), app.EventAdminView, "[admin "+viewerUser+"]") {
 			t.Error("the page view is not audited")
@@ -362,7 +362,7 @@ func TestAdminActions(t *testing.T) {
 		}
 
 		m.get("/admin/people/2021000601")
-		r = m.post("/admin/people/2021000601/unbind", reasonForm("本人来电:手机丢失"))
+		r = m.post("/admin/people/2021000601/unbind", reasonForm("本人来电：手机丢失"))
 		expectStatus(t, "unbind", r, http.StatusSeeOther)
 		if loc := r.header.Get("Location"); loc != "/admin/people/2021000601" {
 			t.Fatalf("unbind: Location %q", loc)
@@ -370,15 +370,15 @@ func TestAdminActions(t *testing.T) {
 		if _, ok := e.sim.Member("2021000601"); ok {
 			t.Fatal("member still in WeCom")
 		}
-		if b := e.binding(active.ID); b.Status != app.StatusUnbound || b.Reason != "本人来电:手机丢失" {
+		if b := e.binding(active.ID); b.Status != app.StatusUnbound || b.Reason != "本人来电：手机丢失" {
 			t.Fatalf("binding %+v", b)
 		}
 		r = m.get("/admin/people/2021000601")
-		expectPage(t, "after unbind", r, "已解除绑定:企业微信成员 2021000601 已删除", `<td class="wrap">本人来电:手机丢失</td>`)
-		if !hasEvent(e.adminEvents("2021000601"), app.EventUnbound, "本人来电:手机丢失", "[admin "+opUser+"]") {
+		expectPage(t, "after unbind", r, "已解除绑定：企业微信成员 2021000601 已删除", `<td class="wrap">本人来电：手机丢失</td>`)
+		if !hasEvent(e.adminEvents("2021000601"), app.EventUnbound, "本人来电：手机丢失", "[admin "+opUser+"]") {
 			t.Error("the unbind event does not name the admin and the reason")
 		}
-		expectNotInPage(t, "reload", m.get("/admin/people/2021000601"), "已解除绑定:企业微信成员")
+		expectNotInPage(t, "reload", m.get("/admin/people/2021000601"), "已解除绑定：企业微信成员")
 
 		m.get("/admin/people/2021000602")
 		r = m.post("/admin/people/2021000602/invite", reasonForm("未收到邀请短信"))

@@ -34,7 +34,7 @@ func parseAdminPages() (map[string]*template.Template, error) {
 type adminView struct {
 	Title       string
 	RequestID   string
-	HelpContact string
+	HelpContact *helpContact // server.help_contact; nil when not set
 	CSRF        string
 	Admin       *adminUser // nil on the sign-in and signed-out pages
 	Query       string     // the search box
@@ -70,7 +70,7 @@ func adminUserOf(a *app.Admin) *adminUser {
 // that shows personal data.
 func (s *Server) renderAdmin(c *gin.Context, status int, name string, v *adminView) {
 	v.RequestID = RequestID(c.Request.Context())
-	v.HelpContact = s.cfg.HelpContact
+	v.HelpContact = s.help
 	if v.CSRF == "" {
 		v.CSRF = csrfToken(c)
 	}

@@ -45,7 +45,7 @@ func (s *Server) handleBindSwitch(c *gin.Context) {
 func (s *Server) handleBindCAS(c *gin.Context) {
 	if _, err := s.flows.load(c, flowLogin); err != nil {
 		s.renderMessage(c, http.StatusUnauthorized, &pageView{Title: "请重新登录",
-			Paragraphs: []string{"登录已过期,或登录不是从本页面发起的。为保护你的账号安全,请在本页面重新登录统一身份认证。"},
+			Paragraphs: []string{"登录已过期，或登录不是从本页面发起的。为保护你的账号安全，请在本页面重新登录统一身份认证。"},
 			Actions:    []action{{Label: "重新登录", URL: "/bind/login", Primary: true}}})
 		return
 	}
@@ -92,7 +92,7 @@ func (s *Server) handleBindMobile(c *gin.Context) {
 		// Nothing is half-done: the same form, filled in, submits again once WeCom recovers.
 		s.log.Warn("bind: dependency unavailable", "err", err, "request_id", RequestID(c.Request.Context()))
 		s.renderPage(c, http.StatusServiceUnavailable, "bind_mobile", &pageView{Title: "系统繁忙", Person: f.Person, Mobile: raw,
-			Error: app.ErrorMessage(err) + "你填写的信息已保留,稍后点击“下一步”重试即可。"})
+			Error: app.ErrorMessage(err) + "你填写的信息已保留，稍后点击“下一步”重试即可。"})
 	default:
 		s.renderBindResult(c, f, res, err, "注册成功")
 	}
@@ -171,7 +171,7 @@ func (s *Server) handleRebindCode(c *gin.Context) {
 }
 
 func (s *Server) rebindCodeView(f *flow, errMsg string) *pageView {
-	return &pageView{Title: "换绑验证", Paragraphs: []string{s.codeSentText(f.Mobile) + "验证通过后,原学号/工号的企业微信账号将被解除,并绑定新学号/工号 " + f.Person.Number + "。"},
+	return &pageView{Title: "换绑验证", Paragraphs: []string{s.codeSentText(f.Mobile) + "验证通过后，原学号/工号的企业微信账号将被解除，并绑定新学号/工号 " + f.Person.Number + "。"},
 		Error: errMsg, Mobile: app.MaskMobile(f.Mobile), Action: "/bind/migrate", Submit: "确认换绑", ResendAction: "/bind/migrate/code"}
 }
 
@@ -198,11 +198,11 @@ func (s *Server) handleRebind(c *gin.Context) {
 		}
 		// The code was accepted and the 换绑 recorded: a retry continues it, no new code.
 		s.renderPage(c, http.StatusServiceUnavailable, "conflict", &pageView{Title: "换绑未完成", Icon: "wait",
-			Paragraphs: []string{app.ErrorMessage(err), "验证码已通过,本次换绑已记录,无需重新获取验证码。请稍后点击“重试”继续完成换绑。"},
+			Paragraphs: []string{app.ErrorMessage(err), "验证码已通过，本次换绑已记录，无需重新获取验证码。请稍后点击“重试”继续完成换绑。"},
 			Action:     "/bind/migrate", Submit: "重试"})
 	default:
 		s.renderBindResult(c, f, res, err, "换绑成功",
-			"原学号/工号的企业微信账号已删除。请用同一个微信重新关注加入,即可使用新学号/工号。")
+			"原学号/工号的企业微信账号已删除。请用同一个微信重新关注加入，即可使用新学号/工号。")
 	}
 }
 
@@ -211,13 +211,14 @@ func (s *Server) renderAlreadyBound(c *gin.Context, res *app.BindResult) {
 	b := res.AlreadyBound
 	v := &pageView{Title: "该学号/工号已绑定", Icon: "info", Binding: bindingViewOf(b)}
 	if b.Status == app.StatusPending {
-		v.Paragraphs = []string{"你已完成注册,但还没有加入企业微信。请按下方指引关注加入;如果注册时填写的不是当前微信绑定的手机号,加入时企业微信会打开“身份验证”页面,输入短信验证码即可。"}
+		v.Paragraphs = []string{"你已完成注册，但还没有加入企业微信。请按下方指引关注加入；如果注册时填写的不是当前微信绑定的手机号，加入时企业微信会打开“身份验证”页面，输入短信验证码即可。"}
 		v.QRCodeURL = res.QRCodeURL
 		s.renderPage(c, http.StatusOK, "follow", v)
 		return
 	}
-	v.Paragraphs = []string{"你的学号/工号已绑定企业微信,可以直接在微信或企业微信中进入“微校园助手”。如需更换学号/工号或手机号,请先解除绑定。"}
-	v.Actions = []action{{Label: "解除绑定", URL: "/unbind"}}
+	v.Paragraphs = []string{"你的学号/工号已绑定企业微信，可以直接在微信或企业微信中进入“微校园助手”。",
+		rebindText, "更换手机号或离校时，请先解除绑定。"}
+	v.Actions = []action{rebindAction, {Label: "解除绑定", URL: "/unbind"}}
 	s.renderMessage(c, http.StatusOK, v)
 }
 
@@ -228,10 +229,10 @@ func (s *Server) renderFollow(c *gin.Context, res *app.BindResult, title string,
 	if b.Status == app.StatusActive {
 		// An admin-imported member who had already joined: nothing left to do.
 		s.renderMessage(c, http.StatusOK, &pageView{Title: title, Icon: "success", Binding: bindingViewOf(b),
-			Paragraphs: []string{"你已加入企业微信,学号/工号已绑定成功,可以直接在微信或企业微信中进入“微校园助手”。"}})
+			Paragraphs: []string{"你已加入企业微信，学号/工号已绑定成功，可以直接在微信或企业微信中进入“微校园助手”。"}})
 		return
 	}
 	s.renderPage(c, http.StatusOK, "follow", &pageView{Title: title, Binding: bindingViewOf(b),
-		Paragraphs: append([]string{"企业微信账号已创建,邀请已发送到手机号 " + app.MaskMobile(b.Mobile) + "。请立即关注加入。"}, extra...),
+		Paragraphs: append([]string{"企业微信账号已创建，邀请已发送到手机号 " + app.MaskMobile(b.Mobile) + "。请立即关注加入。"}, extra...),
 		QRCodeURL:  res.QRCodeURL})
 }

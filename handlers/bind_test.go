@@ -170,10 +170,11 @@ func TestBindTickets(t *testing.T) {
 func TestBindRefusedIdentity(t *testing.T) {
 	storeKinds(t, func(t *testing.T, opts ...envOption) {
 		e := newEnv(t, append(opts, withLocalBaseURL())...)
+		// The page names the refused account (masked) and its type in Chinese.
 		for _, tc := range []struct{ number, typ, shows string }{
-			{"2015000001", "alumni", "alumni"},
-			{"AB12", "student", "student"}, // a student type whose number no rule admits
-			{"2015000002", "", "未知"},       // no type attribute at all
+			{"2015000001", "alumni", "20******01 的身份是“校友”"},
+			{"AB12", "student", "A**2（学生）"}, // a student type whose number no rule admits
+			{"2015000002", "", "“未知”"},      // no type attribute at all
 		} {
 			e.cas.AddUser(tc.number, "pw", "李四", tc.typ)
 			m := e.newMember()
@@ -509,7 +510,8 @@ func TestRefusalNamesHelpDesk(t *testing.T) {
 	if r.status != http.StatusForbidden {
 		t.Fatalf("status %d", r.status)
 	}
-	for _, want := range []string{"alumni", testHelpContact, `href="/bind/switch"`} {
+	// The help desk's phone is a tel: link kept on one line.
+	for _, want := range []string{"校友", "信息化管理中心 电话 ", `<a class="nowrap" href="tel:04716576286">0471-6576286</a>`, `href="/bind/switch"`} {
 		if !strings.Contains(string(r.body), want) {
 			t.Errorf("refusal page lacks %q", want)
 		}

@@ -24,7 +24,7 @@ const maxFormBytes = 16 << 10
 func (s *Server) formBody(c *gin.Context) bool {
 	r := c.Request
 	if !isFormType(r.Header.Get("Content-Type")) {
-		s.renderError(c, http.StatusUnsupportedMediaType, "提交格式不支持", "本次提交的格式无法受理。请返回上一页,在页面上重新填写并提交。")
+		s.renderError(c, http.StatusUnsupportedMediaType, "提交格式不支持", "本次提交的格式无法受理。请返回上一页，在页面上重新填写并提交。")
 		return false
 	}
 	if r.ContentLength > maxFormBytes {
@@ -43,7 +43,7 @@ func (s *Server) formBody(c *gin.Context) bool {
 }
 
 func (s *Server) bodyTooLarge(c *gin.Context) {
-	s.renderError(c, http.StatusRequestEntityTooLarge, "提交内容过大", "本次提交的内容超出了允许的大小。请返回上一页,在页面上重新填写并提交。")
+	s.renderError(c, http.StatusRequestEntityTooLarge, "提交内容过大", "本次提交的内容超出了允许的大小。请返回上一页，在页面上重新填写并提交。")
 }
 
 // isFormType reports whether a Content-Type is application/x-www-form-urlencoded with no

@@ -178,7 +178,8 @@ func TestCallbackEvents(t *testing.T) {
 		in.Channel, in.FromUser, in.MsgType, in.Event = channel, "sys", "event", "change_contact"
 		return &in
 	}
-	links := []string{testBaseURL + "/bind", testBaseURL + "/verify", testBaseURL + "/unbind"}
+	// The help text links every page and names the help desk (CONTRACT §7).
+	links := []string{testBaseURL + "/bind", testBaseURL + "/verify", testBaseURL + "/unbind", testBaseURL + "/me", testHelpContact}
 
 	tests := []struct {
 		name   string
@@ -190,7 +191,8 @@ func TestCallbackEvents(t *testing.T) {
 		{"Text解绑", app.StatusActive, text("解绑"), all(reply(testBaseURL+"/unbind"), unchanged)},
 		{"Text验证", app.StatusPending, text("验证"), reply(testBaseURL + "/verify")},
 		{"Text帮助", app.StatusPending, text("帮助"), reply(links...)},
-		{"TextOther", app.StatusPending, text("你好"), all(empty, unchanged)},
+		{"Text换绑", app.StatusActive, text("怎么换绑"), all(reply(testBaseURL+"/bind", "预科转本科", "原学号/工号的企业微信账号将被删除"), unchanged)},
+		{"TextOther", app.StatusPending, text("你好"), all(reply(links...), unchanged)},
 		{"ClickHelp", app.StatusPending, event("click", "HELP"), all(reply(links...), unchanged)},
 		{"ClickOther", app.StatusPending, event("click", "MY_BINDING"), all(empty, unchanged)},
 		{"View", app.StatusPending, event("view", testBaseURL+"/me"), all(empty, unchanged)},

@@ -40,7 +40,7 @@ func (s *Server) csrfMiddleware() gin.HandlerFunc {
 			}
 			s.log.Warn("csrf check failed", "path", r.URL.Path, "reason", csrf.FailureReason(r), "request_id", RequestID(r.Context()))
 			s.renderMessage(c, http.StatusForbidden, restartPage("页面已失效",
-				"为保护你的账号安全,本次提交未被受理(页面已过期或不是从本页面提交)。请重新开始。", c.Request.URL.Path))
+				"为保护你的账号安全，本次提交未被受理（页面已过期或不是从本页面提交）。请重新开始。", c.Request.URL.Path))
 		})),
 	)
 	return func(c *gin.Context) {

@@ -166,7 +166,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 		tb.Fatal(err)
 	}
 	e.svc = &app.Service{Store: db, WeCom: client, CAS: casClient, SMS: e.sms, Identity: policy,
-		SMSPolicy: app.SMSPolicy{Secret: []byte("test-sms-secret")}, BaseURL: e.baseURL, Log: log}
+		SMSPolicy: app.SMSPolicy{Secret: []byte("test-sms-secret")}, BaseURL: e.baseURL, HelpContact: testHelpContact, Log: log}
 	if cfg.personAttr != "" {
 		e.svc.PersonIDKey = []byte("test-person-id-key")
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -37,7 +38,10 @@ type pageView struct {
 	Error       string // inline error above a form
 	CSRF        string
 	RequestID   string
-	HelpContact string // server.help_contact
+	HelpContact *helpContact // server.help_contact; nil when not set
+	// Invalid marks the form's input as the cause of Error (aria-invalid): renderPage sets it
+	// for a 400 answer, which is the member's input refused.
+	Invalid bool
 
 	Person       *app.Person
 	Binding      *bindingView
@@ -62,7 +66,7 @@ type bindingView struct {
 }
 
 var statusText = map[app.Status]string{
-	app.StatusPending: "已注册,待加入企业微信",
+	app.StatusPending: "已注册，待加入企业微信",
 	app.StatusActive:  "已绑定",
 	app.StatusUnbound: "已解除绑定",
 	app.StatusRebound: "已换绑",
@@ -81,7 +85,8 @@ func bindingViewOf(b *app.MemberBinding) *bindingView {
 func (s *Server) renderPage(c *gin.Context, status int, name string, v *pageView) {
 	t := s.memberPages[name]
 	v.RequestID = RequestID(c.Request.Context())
-	v.HelpContact = s.cfg.HelpContact
+	v.HelpContact = s.help
+	v.Invalid = v.Error != "" && status == http.StatusBadRequest
 	if t == nil {
 		s.log.Error("unknown page template", "page", name, "request_id", v.RequestID)
 		s.renderError(c, http.StatusInternalServerError, "系统内部错误", "请稍后再试。")
@@ -108,6 +113,51 @@ func (s *Server) renderMessage(c *gin.Context, status int, v *pageView) {
 	s.renderPage(c, status, "message", v)
 }
 
+// helpContact is server.help_contact as the page footer shows it: the phone number in it (the
+// first run of at least 7 digits, with - or spaces inside) kept on one line and tappable.
+type helpContact struct {
+	Text                 string
+	Before, Phone, After string // Text = Before + Phone + After; Phone "" when there is none
+	Tel                  string // Phone for a tel: link: its digits (and a leading +)
+}
+
+// phoneRe finds a phone number in server.help_contact: 0471-6576286, 400 810 8888, +86 10 1234 5678.
+var phoneRe = regexp.MustCompile(`\+?[0-9][0-9 -]{5,}[0-9]`)
+
+func parseHelpContact(text string) *helpContact {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil
+	}
+	h := &helpContact{Text: text, Before: text}
+	loc := phoneRe.FindStringIndex(text)
+	if loc == nil {
+		return h
+	}
+	phone := text[loc[0]:loc[1]]
+	tel := strings.Map(func(r rune) rune {
+		if r == '+' || (r >= '0' && r <= '9') {
+			return r
+		}
+		return -1
+	}, phone)
+	if len(tel) < 7 {
+		return h
+	}
+	h.Before, h.Phone, h.After, h.Tel = text[:loc[0]], phone, text[loc[1]:], tel
+	return h
+}
+
+// String is the whole text, for a template that prints the contact as it is.
+func (h *helpContact) String() string { return h.Text }
+
+// rebindText offers 换绑 in the words of a student, with what will happen; rebindAction starts
+// it: a fresh CAS login (renew=true), as the new number.
+const rebindText = "更换学号/工号（如预科转本科、本科读研）无需先解除绑定：点击“更换学号/工号”，用新学号/工号登录，" +
+	"填写同一个手机号并输入验证码即可换绑。原学号/工号的企业微信账号将被删除，新学号/工号用同一个手机号注册，再用同一个微信加入即可。"
+
+var rebindAction = action{Label: "更换学号/工号（换绑）", URL: "/bind/login"}
+
 // restartPage is the page for a step reached out of order or with an expired flow.
 func restartPage(title, msg, path string) *pageView {
 	v := &pageView{Title: title, Paragraphs: []string{msg}}
@@ -115,7 +165,7 @@ func restartPage(title, msg, path string) *pageView {
 	case strings.HasPrefix(path, "/bind"):
 		v.Actions = []action{{Label: "重新开始注册绑定", URL: "/bind", Primary: true}}
 	case strings.HasPrefix(path, "/verify"):
-		v.Paragraphs = append(v.Paragraphs, "请返回企业微信,重新进入“微校园助手”的身份验证页面。")
+		v.Paragraphs = append(v.Paragraphs, "请返回企业微信，重新进入“微校园助手”的身份验证页面。")
 	case strings.HasPrefix(path, "/unbind"):
 		v.Actions = []action{{Label: "重新开始解除绑定", URL: "/unbind", Primary: true}}
 	case strings.HasPrefix(path, "/admin"):
@@ -128,13 +178,13 @@ func restartPage(title, msg, path string) *pageView {
 
 // codeSentText tells the member where the SMS code went and how long it stays valid.
 func (s *Server) codeSentText(mobile string) string {
-	return "验证码已发送到 " + app.MaskMobile(mobile) + "," + strconv.Itoa(int(s.codeTTL.Minutes())) + " 分钟内有效。"
+	return "验证码已发送到 " + app.MaskMobile(mobile) + "，" + strconv.Itoa(int(s.codeTTL.Minutes())) + " 分钟内有效。"
 }
 
 // flowExpired answers a step whose flow cookie is missing, forged or expired.
 func (s *Server) flowExpired(c *gin.Context) {
 	s.renderMessage(c, http.StatusUnauthorized, restartPage("页面已过期",
-		"为保护你的信息安全,每次操作需在 15 分钟内完成,或者你是从其他页面直接进入的。", c.Request.URL.Path))
+		"为保护你的信息安全，每次操作需在 15 分钟内完成，或者你是从其他页面直接进入的。", c.Request.URL.Path))
 }
 
 // flowFinished answers a step of a flow that has finished (err wraps app.ErrFlowFinished): the

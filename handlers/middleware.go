@@ -168,7 +168,7 @@ func (s *Server) recovery(c *gin.Context) {
 		if c.Writer.Written() {
 			return // too late for a page; the client sees a truncated response
 		}
-		s.renderError(c, http.StatusInternalServerError, "系统繁忙", "系统内部错误,请稍后再试。")
+		s.renderError(c, http.StatusInternalServerError, "系统繁忙", "系统内部错误，请稍后再试。")
 	}()
 	c.Next()
 }

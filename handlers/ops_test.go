@@ -174,3 +174,12 @@ func TestNotFoundPage(t *testing.T) {
 		t.Errorf("body %s", r.body)
 	}
 }
+
+// TestFaviconRoute: browsers ask for /favicon.ico on their own; it is the icon, not the 404 page.
+func TestFaviconRoute(t *testing.T) {
+	e := newEnv(t)
+	r := e.do(http.MethodGet, "/favicon.ico", "", nil)
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "image/x-icon" || len(r.body) < 100 {
+		t.Fatalf("GET /favicon.ico: %d %q, %d bytes", r.status, r.header.Get("Content-Type"), len(r.body))
+	}
+}

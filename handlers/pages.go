@@ -50,7 +50,7 @@ func (s *Server) renderError(c *gin.Context, status int, title, message string) 
 
 // handleNotFound answers any path without a route.
 func (s *Server) handleNotFound(c *gin.Context) {
-	s.renderError(c, http.StatusNotFound, "页面不存在", "你访问的页面不存在,请从微校园助手的菜单重新进入。")
+	s.renderError(c, http.StatusNotFound, "页面不存在", "你访问的页面不存在，请从微校园助手的菜单重新进入。")
 }
 
 // handleMethodNotAllowed answers a known path requested with another method; gin has set Allow.

@@ -133,7 +133,7 @@ func (s *Server) memberGuard(c *gin.Context) {
 		s.log.Warn("request refused: duplicated cookie", "cookie", name, "path", c.Request.URL.Path, "request_id", RequestID(c.Request.Context()))
 		c.Abort()
 		s.renderMessage(c, http.StatusBadRequest, restartPage("页面已失效",
-			"浏览器中存在重复的登录信息,本次请求未被受理。请关闭本页面,清除本网站的浏览数据后重新进入。", c.Request.URL.Path))
+			"浏览器中存在重复的登录信息，本次请求未被受理。请关闭本页面，清除本网站的浏览数据后重新进入。", c.Request.URL.Path))
 		return
 	}
 	if c.Request.Method != http.MethodPost {
@@ -144,7 +144,7 @@ func (s *Server) memberGuard(c *gin.Context) {
 		s.log.Warn("request refused: foreign origin", "origin", truncate(c.Request.Header.Get("Origin"), 128), "path", c.Request.URL.Path, "request_id", RequestID(c.Request.Context()))
 		c.Abort()
 		s.renderMessage(c, http.StatusForbidden, restartPage("页面已失效",
-			"为保护你的账号安全,本次提交未被受理(不是从本网站的页面提交)。请重新开始。", c.Request.URL.Path))
+			"为保护你的账号安全，本次提交未被受理（不是从本网站的页面提交）。请重新开始。", c.Request.URL.Path))
 		return
 	}
 	if !s.formBody(c) {

@@ -22,6 +22,9 @@ var (
 	formActRe      = regexp.MustCompile(`<form[^>]*\saction="([^"]*)"`)
 	scriptRe       = regexp.MustCompile(`(?i)<script|\son[a-z]+\s*=`)
 	metaReferrerRe = regexp.MustCompile(`<meta name="referrer" content="([^"]*)">`)
+	viewportRe     = regexp.MustCompile(`<meta name="viewport" content="([^"]*)">`)
+	errBoxRe       = regexp.MustCompile(`<div class="err"[^>]*>`)
+	inputRe        = regexp.MustCompile(`<input type="(tel|text)"`)
 )
 
 // cspDirectives splits a Content-Security-Policy into its directives.
@@ -119,6 +122,33 @@ func (e *env) checkPage(what string, r response) {
 		if o := originOfURL(e.t, m[1]); o != "" {
 			e.t.Errorf("%s: a form posts to %s", what, m[1])
 		}
+	}
+	if body != "" && !strings.Contains(what, "/admin") && (r.status < 300 || r.status >= 400) {
+		checkAccessible(e.t, what, r.status, body)
+	}
+}
+
+// checkAccessible fails the test unless a member page has the structure of WCAG 2.1 AA that can
+// be read from its markup (axe-core in browsertest checks the rest, such as contrast): one
+// <main> and one <h1>, zoom allowed, form errors announced, the refused input marked invalid.
+func checkAccessible(t testing.TB, what string, status int, body string) {
+	t.Helper()
+	if n, h := strings.Count(body, "<main"), strings.Count(body, "<h1"); n != 1 || h != 1 {
+		t.Errorf("%s (%d): %d <main> and %d <h1>, want one each", what, status, n, h)
+	}
+	for _, m := range viewportRe.FindAllStringSubmatch(body, -1) {
+		if strings.Contains(m[1], "maximum-scale") || strings.Contains(m[1], "user-scalable") {
+			t.Errorf("%s: the viewport blocks zooming: %q", what, m[1])
+		}
+	}
+	for _, m := range errBoxRe.FindAllString(body, -1) {
+		if !strings.Contains(m, `role="alert"`) {
+			t.Errorf("%s: a form error is not announced (role=alert): %s", what, m)
+		}
+	}
+	if status == http.StatusBadRequest && errBoxRe.MatchString(body) && inputRe.MatchString(body) &&
+		(!strings.Contains(body, `aria-invalid="true"`) || !strings.Contains(body, `aria-describedby="form-error"`)) {
+		t.Errorf("%s: the refused input is not marked aria-invalid and described by the error", what)
 	}
 }
 

@@ -145,8 +145,8 @@ func (s *Server) limitOutbound(c *gin.Context) {
 	secs := int((wait + time.Second - 1) / time.Second)
 	c.Header("Retry-After", strconv.Itoa(secs))
 	s.renderMessage(c, http.StatusTooManyRequests, &pageView{Title: "访问过于频繁", Icon: "wait",
-		Paragraphs: []string{"当前网络中的访问人数较多,请 " + strconv.Itoa(secs) + " 秒后刷新本页重试。",
-			"如果在校园网内,同一网络的其他同学也在办理,稍等片刻即可。"}})
+		Paragraphs: []string{"当前网络中的访问人数较多，请 " + strconv.Itoa(secs) + " 秒后刷新本页重试。",
+			"如果在校园网内，同一网络的其他同学也在办理，稍等片刻即可。"}})
 	c.Abort()
 }
 

@@ -28,6 +28,10 @@ func (s *Server) routes(e *gin.Engine) {
 		e.GET("/metrics", s.handleMetrics())
 	}
 
+	// the site icon, which browsers ask for on their own
+	e.GET("/favicon.ico", s.handleFavicon)
+	e.HEAD("/favicon.ico", s.handleFavicon)
+
 	// callback
 	e.GET("/wecom/callback", s.appCallback.handleCallbackVerify)
 	e.POST("/wecom/callback", s.appCallback.handleCallbackEvent)

@@ -76,6 +76,7 @@ type Server struct {
 	metrics  *metrics
 	pages    *pages
 	codeTTL  time.Duration // validity of SMS codes, told on the code pages
+	help     *helpContact  // server.help_contact, parsed once; nil when not set
 
 	memberPages map[string]*template.Template
 	flows       *flowCodec
@@ -114,7 +115,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	}
 
 	s := &Server{cfg: cfg, svc: deps.Service, ready: deps.Ready, redisUp: deps.RedisUp, registry: deps.Registry, log: deps.Log,
-		ids: newRequestIDs(), codeTTL: deps.Service.CodeTTL()}
+		ids: newRequestIDs(), codeTTL: deps.Service.CodeTTL(), help: parseHelpContact(cfg.HelpContact)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -95,7 +95,7 @@ func (s *Server) handleUnbindSMS(c *gin.Context) {
 }
 
 func (s *Server) unbindCodeView(b *app.MemberBinding, errMsg string) *pageView {
-	return &pageView{Title: "确认解除绑定", Paragraphs: []string{s.codeSentText(b.Mobile) + "确认后,学号/工号 " + b.Number + " 的企业微信账号将被删除。"},
+	return &pageView{Title: "确认解除绑定", Paragraphs: []string{s.codeSentText(b.Mobile) + "确认后，学号/工号 " + b.Number + " 的企业微信账号将被删除。"},
 		Error: errMsg, Mobile: app.MaskMobile(b.Mobile), Action: "/unbind/confirm", Submit: "确认解除绑定", ResendAction: "/unbind/sms"}
 }
 
@@ -120,8 +120,8 @@ func (s *Server) handleUnbindConfirm(c *gin.Context) {
 	}
 	s.flows.clear(c)
 	s.renderMessage(c, http.StatusOK, &pageView{Title: "已解除绑定", Icon: "success", Binding: bindingViewOf(b),
-		Paragraphs: []string{"学号/工号 " + b.Number + " 已解除绑定,对应的企业微信账号已删除。",
-			"你现在就可以用新的学号/工号重新注册绑定,无需清除微信缓存。"},
+		Paragraphs: []string{"学号/工号 " + b.Number + " 已解除绑定，对应的企业微信账号已删除。",
+			"你现在就可以用新的学号/工号重新注册绑定，无需清除微信缓存。"},
 		Actions: []action{{Label: "绑定新的学号/工号", URL: "/bind", Primary: true}}})
 }
 
@@ -146,12 +146,13 @@ func (s *Server) handleMe(c *gin.Context) {
 	}
 	v := &pageView{Title: "我的绑定", Icon: "info", Binding: bindingViewOf(b)}
 	if b.Status == app.StatusPending {
-		v.Paragraphs = []string{"你的账号已创建,但还没有完成加入企业微信。请点击企业微信发给你的邀请通知加入;如果注册时填写的手机号与当前微信绑定的手机号不同,加入时企业微信会打开“身份验证”页面,填写注册手机号并输入短信验证码即可。"}
+		v.Paragraphs = []string{"你的账号已创建，但还没有完成加入企业微信。请点击企业微信发给你的邀请通知加入；如果注册时填写的手机号与当前微信绑定的手机号不同，加入时企业微信会打开“身份验证”页面，填写注册手机号并输入短信验证码即可。"}
 		v.Actions = []action{{Label: "查看验证状态", URL: "/verify", Primary: true}}
 	} else {
 		v.Icon = "success"
-		v.Paragraphs = []string{"你的学号/工号已绑定企业微信。更换学号/工号(如预科转本科、本科转研究生)或离校时,请解除绑定。"}
+		v.Paragraphs = []string{"你的学号/工号已绑定企业微信。"}
 	}
-	v.Actions = append(v.Actions, action{Label: "解除绑定", URL: "/unbind"})
+	v.Paragraphs = append(v.Paragraphs, rebindText, "离校或不再使用时，请解除绑定。")
+	v.Actions = append(v.Actions, rebindAction, action{Label: "解除绑定", URL: "/unbind"})
 	s.renderMessage(c, http.StatusOK, v)
 }

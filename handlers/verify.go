@@ -44,10 +44,10 @@ func (s *Server) showVerifyStatus(c *gin.Context, code string) {
 	}
 	v := &pageView{Title: "身份验证状态", Icon: "success", Binding: bindingViewOf(b)}
 	if b.Status == app.StatusActive {
-		v.Paragraphs = []string{"你已完成验证并加入企业微信,无需再次验证。"}
+		v.Paragraphs = []string{"你已完成验证并加入企业微信，无需再次验证。"}
 	} else {
 		v.Icon = "info"
-		v.Paragraphs = []string{"你还没有完成加入。请在企业微信弹出的“身份验证”页面中填写注册时的手机号并输入短信验证码;也可以重新点击邀请通知加入。"}
+		v.Paragraphs = []string{"你还没有完成加入。请在企业微信弹出的“身份验证”页面中填写注册时的手机号并输入短信验证码；也可以重新点击邀请通知加入。"}
 	}
 	s.renderMessage(c, http.StatusOK, v)
 }
@@ -62,7 +62,7 @@ func (s *Server) renderVerifyError(c *gin.Context, err error) {
 	case app.EEXPIRED:
 		s.flows.clear(c)
 		s.renderMessage(c, http.StatusBadRequest, &pageView{Title: "验证已失效",
-			Paragraphs: []string{app.ErrorMessage(err), "关闭本页后回到企业微信重新操作,企业微信会再次打开身份验证页面。"}})
+			Paragraphs: []string{app.ErrorMessage(err), "关闭本页后回到企业微信重新操作，企业微信会再次打开身份验证页面。"}})
 	default:
 		s.renderAppError(c, err)
 	}
@@ -138,5 +138,5 @@ func (s *Server) handleVerifyConfirm(c *gin.Context) {
 	}
 	s.flows.clear(c)
 	s.renderMessage(c, http.StatusOK, &pageView{Title: "验证成功", Icon: "success", Binding: bindingViewOf(b),
-		Paragraphs: []string{"你已完成关注身份验证,可以返回企业微信或微信开始使用了。"}})
+		Paragraphs: []string{"你已完成关注身份验证，可以返回企业微信或微信开始使用了。"}})
 }
