@@ -58,6 +58,8 @@ type browser struct {
 	dir    string
 	prefix string // of the screenshot files: the test's name, and the viewport of a second tab
 	shot   int
+
+	audits []*axePage // the accessibility audit of every member page visited (axe_test.go)
 }
 
 // newBrowser starts a demo and a browser on it at a phone's viewport; without a browser the test
@@ -121,7 +123,9 @@ func openBrowser(t *testing.T, path string, d *demo, width, height int, ua strin
 		_ = os.Remove(f) // stale screenshots of an earlier run
 	}
 	t.Logf("screenshots: %s", dir)
-	return &browser{t: t, ctx: tabCtx, d: d, dir: dir, prefix: prefix}
+	b := &browser{t: t, ctx: tabCtx, d: d, dir: dir, prefix: prefix}
+	t.Cleanup(b.axeReport)
+	return b
 }
 
 // screen saves a screenshot of the whole page as <dir>/<prefix>-<nn>-<name>.png.
@@ -138,7 +142,7 @@ func (b *browser) screen(name string) {
 	}
 }
 
-// open navigates to path and checks the status of the page.
+// open navigates to path, checks the status of the page and audits its accessibility.
 func (b *browser) open(path string, status int64) {
 	b.t.Helper()
 	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(b.d.base+path))
@@ -148,10 +152,11 @@ func (b *browser) open(path string, status int64) {
 	if resp.Status != status {
 		b.t.Fatalf("open %s: status %d, want %d\n%s", path, resp.Status, status, b.text())
 	}
+	b.audit()
 }
 
-// click clicks the element sel, which must cause a navigation, and checks the status of the page
-// it ends on.
+// click clicks the element sel, which must cause a navigation, checks the status of the page it
+// ends on and audits its accessibility.
 func (b *browser) click(sel string, status int64) {
 	b.t.Helper()
 	resp, err := chromedp.RunResponse(b.ctx, chromedp.Click(chromedp.CSS(sel)))
@@ -161,6 +166,7 @@ func (b *browser) click(sel string, status int64) {
 	if resp.Status != status {
 		b.t.Fatalf("click %s: status %d, want %d (%s)\n%s", sel, resp.Status, status, resp.URL, b.text())
 	}
+	b.audit()
 }
 
 // aboveFold checks that each element sel lies within the first screen (viewportHeight CSS pixels

@@ -4,7 +4,9 @@
 // members — the tests read from the demo console, and bindings with `wecampus binding get`.
 // Every screen is saved as a PNG in the screenshot folder (env WECAMPUS_SCREENSHOTS, default
 // $TMPDIR/wecampus-screenshots). Without a browser the tests skip, except under CI=true, where
-// they are mandatory (.ci/run installs Debian's chromium). The helpdesk console is also driven
-// at a PC's viewport (1280×800), and each of its screens checked with axe-core (env WECAMPUS_AXE:
-// axe.min.js, which .ci/run installs from npm).
+// they are mandatory (.ci/run installs Debian's chromium). Every member page the tests reach is
+// audited with axe-core (axe_test.go), and so is each screen of the helpdesk console, which is
+// also driven at a PC's viewport (1280×800). axe-core is pinned in axe/package-lock.json and
+// installed with `npm ci --prefix browsertest/axe` (.ci/run does; env WECAMPUS_AXE may name
+// another axe.min.js).
 package browsertest
