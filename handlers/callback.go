@@ -2,15 +2,12 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/wecom/callback"
@@ -28,6 +25,7 @@ type callbackHandler struct {
 	s       *Server
 	codec   *callback.Codec
 	channel string // app.ChannelApp or app.ChannelContacts
+	route   string // routeAppCallback or routeContactsCallback
 }
 
 var mimeXML = []string{"application/xml; charset=utf-8"}
@@ -36,64 +34,61 @@ var mimeXML = []string{"application/xml; charset=utf-8"}
 // verification WeCom sends when the callback is saved. The decrypted echostr is the whole body.
 // The timestamp is not checked for age here (the console may replay an old request).
 // See https://developer.work.weixin.qq.com/document/path/90930#验证URL有效性
-func (h *callbackHandler) handleCallbackVerify(c *gin.Context) {
-	q, ok := parseCallbackQuery(c.Request.URL.RawQuery)
+func (h *callbackHandler) handleCallbackVerify(x *callbackCall) {
+	q, ok := parseCallbackQuery(x.r.URL.RawQuery)
 	if !ok || q.echostr == "" {
-		h.refuse(c, kindVerify, http.StatusBadRequest, resultMalformed, errMissingParam)
+		h.refuse(x, kindVerify, http.StatusBadRequest, resultMalformed, errMissingParam)
 		return
 	}
 	plain, err := h.codec.VerifyURL(q.signature, q.timestamp, q.nonce, q.echostr)
 	if err != nil {
 		status, result := classifyCodecError(err)
-		h.refuse(c, kindVerify, status, result, err)
+		h.refuse(x, kindVerify, status, result, err)
 		return
 	}
-	c.Writer.Header()["Content-Type"] = mimeText
-	c.Writer.WriteHeader(http.StatusOK)
-	_, _ = c.Writer.Write(plain) // a write error means WeCom has gone; it will try again
+	x.write(mimeText, plain)
 	h.s.metrics.observeCallback(h.channel, kindVerify, resultVerified)
 }
 
 // handleCallbackEvent handles "POST /wecom/callback" and "POST /wecom/contacts": one encrypted
 // message or event. 200 with an empty body, or with an encrypted passive reply.
 // See https://developer.work.weixin.qq.com/document/path/90238 and …/90241.
-func (h *callbackHandler) handleCallbackEvent(c *gin.Context) {
-	q, ok := parseCallbackQuery(c.Request.URL.RawQuery)
+func (h *callbackHandler) handleCallbackEvent(x *callbackCall) {
+	q, ok := parseCallbackQuery(x.r.URL.RawQuery)
 	if !ok {
-		h.refuse(c, kindUnknown, http.StatusBadRequest, resultMalformed, errMissingParam)
+		h.refuse(x, kindUnknown, http.StatusBadRequest, resultMalformed, errMissingParam)
 		return
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	if status, err := h.readBody(c, buf); err != nil {
-		h.refuse(c, kindUnknown, status, resultMalformed, err)
+	if status, err := h.readBody(x, buf); err != nil {
+		h.refuse(x, kindUnknown, status, resultMalformed, err)
 		return
 	}
 
 	in, err := h.codec.Open(q.signature, q.timestamp, q.nonce, buf.Bytes(), h.channel)
 	if err != nil {
 		status, result := classifyCodecError(err)
-		h.refuse(c, kindUnknown, status, result, err)
+		h.refuse(x, kindUnknown, status, result, err)
 		return
 	}
 	kind := metricKind(in.Kind())
 
-	ctx := c.Request.Context()
-	reply, err := h.s.svc.HandleInbound(ctx, in)
+	reply, err := h.s.svc.HandleInbound(x.r.Context(), in)
 	if err != nil {
 		if app.ErrorCode(err) == app.EINVALID {
-			h.refuse(c, kind, http.StatusBadRequest, resultMalformed, err)
+			h.refuse(x, kind, http.StatusBadRequest, resultMalformed, err)
 			return
 		}
 		// Not applied: 500 makes WeCom deliver it again, and the de-dup record was rolled back
 		// with the effect, so the retry applies it once.
-		h.logError(ctx, "callback not applied", kind, err)
-		c.Status(http.StatusInternalServerError)
+		h.logError(x, "callback not applied", kind, err)
+		x.writeStatus(http.StatusInternalServerError)
 		h.s.metrics.observeCallback(h.channel, kind, resultError)
 		return
 	}
 	if reply.Empty() {
-		c.Status(http.StatusOK)
+		x.writeStatus(http.StatusOK)
 		h.s.metrics.observeCallback(h.channel, kind, resultOK)
 		return
 	}
@@ -103,33 +98,30 @@ func (h *callbackHandler) handleCallbackEvent(c *gin.Context) {
 	if err != nil {
 		// Deterministic (e.g. a reply text over WeCom's limit): a retry would fail the same way,
 		// so the delivery is acknowledged without a reply.
-		h.logError(ctx, "seal passive reply", kind, err)
-		c.Status(http.StatusOK)
+		h.logError(x, "seal passive reply", kind, err)
+		x.writeStatus(http.StatusOK)
 		h.s.metrics.observeCallback(h.channel, kind, resultError)
 		return
 	}
-	c.Writer.Header()["Content-Type"] = mimeXML
-	c.Writer.WriteHeader(http.StatusOK)
-	_, _ = c.Writer.Write(out) // a write error means WeCom has gone; it will try again
+	x.write(mimeXML, out)
 	h.s.metrics.observeCallback(h.channel, kind, resultReply)
 }
 
 // refuse answers a delivery the sender got wrong with status and an empty body, counts it and
 // logs why at warn (no secrets: the codec's errors carry no key material or plaintext).
-func (h *callbackHandler) refuse(c *gin.Context, kind string, status int, result string, err error) {
-	ctx := c.Request.Context()
-	h.s.log.LogAttrs(ctx, slog.LevelWarn, "callback refused",
+func (h *callbackHandler) refuse(x *callbackCall, kind string, status int, result string, err error) {
+	h.s.log.LogAttrs(x.r.Context(), slog.LevelWarn, "callback refused",
 		slog.String("channel", h.channel), slog.String("result", result), slog.Int("status", status),
-		slog.String("request_id", RequestID(ctx)), slog.String("err", err.Error()))
-	c.Status(status)
+		slog.String("request_id", x.id), slog.String("err", err.Error()))
+	x.writeStatus(status)
 	h.s.metrics.observeCallback(h.channel, kind, result)
 }
 
 // logError logs a delivery that was decrypted but failed on our side.
-func (h *callbackHandler) logError(ctx context.Context, msg, kind string, err error) {
-	h.s.log.LogAttrs(ctx, slog.LevelError, msg,
+func (h *callbackHandler) logError(x *callbackCall, msg, kind string, err error) {
+	h.s.log.LogAttrs(x.r.Context(), slog.LevelError, msg,
 		slog.String("channel", h.channel), slog.String("kind", kind),
-		slog.String("request_id", RequestID(ctx)), slog.Any("err", err))
+		slog.String("request_id", x.id), slog.Any("err", err))
 }
 
 // classifyCodecError maps a codec error to a status and a result label (CONTRACT §3): a bad
@@ -157,12 +149,12 @@ var (
 
 // readBody reads the request body into buf, at most Config.MaxBodyBytes. An oversize body is
 // 413; a body that cannot be read (client gone, bad chunking) or is empty is 400.
-func (h *callbackHandler) readBody(c *gin.Context, buf *bytes.Buffer) (int, error) {
+func (h *callbackHandler) readBody(x *callbackCall, buf *bytes.Buffer) (int, error) {
 	limit := h.s.cfg.MaxBodyBytes
-	if c.Request.ContentLength > limit {
+	if x.r.ContentLength > limit {
 		return http.StatusRequestEntityTooLarge, errBodyTooLarge
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	_, err := buf.ReadFrom(http.MaxBytesReader(x.w, x.r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -60,46 +60,56 @@ func saneRequestID(id string) bool {
 	return true
 }
 
+// of returns the request's sane incoming X-Request-Id, or a new id.
+func (g *requestIDs) of(r *http.Request) string {
+	if id := r.Header.Get(HeaderRequestID); saneRequestID(id) {
+		return id
+	}
+	return g.next()
+}
+
 // requestID takes a sane incoming X-Request-Id or makes one, echoes it in the response and puts
 // it into the request context (RequestID reads it back).
 func (s *Server) requestID(c *gin.Context) {
-	id := c.Request.Header.Get(HeaderRequestID)
-	if !saneRequestID(id) {
-		id = s.ids.next()
-	}
+	id := s.ids.of(c.Request)
 	c.Writer.Header()[HeaderRequestID] = []string{id}
 	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDKey{}, id))
 	c.Next()
 }
 
-// accessLog writes one log line per request: "http GET" (the method is in the message), path
-// (never the query string: OAuth codes and CAS tickets travel there), status, latency, request
-// id and client IP, and counts the request in the HTTP metrics. It is on the callback's hot path,
-// so it builds the record itself: no caller PC (runtime.Callers; the source would always be this
-// line), no second clock read, and at most five attributes, which slog keeps without allocating.
+// accessLog counts each request in the HTTP metrics and logs it (logRequest).
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	d := time.Since(start)
-	status := c.Writer.Status()
-	method := c.Request.Method
-	s.metrics.observeRequest(c.FullPath(), method, status, d)
+	s.logRequest(c.Request, c, c.FullPath(), c.Writer.Status(), start, time.Since(start), RequestID(c.Request.Context()))
+}
+
+// logRequest counts a finished request in the HTTP metrics and writes its access log line:
+// "http GET" (the method is in the message), path (never the query string: OAuth codes and CAS
+// tickets travel there), status, latency, request id and client IP. route is the matched
+// pattern ("" when none matched); c is nil for a request served without gin. It is on the
+// callback's hot path, so it builds the record itself: no caller PC (runtime.Callers; the source
+// would always be this line), no second clock read, and at most five attributes, which slog
+// keeps without allocating.
+func (s *Server) logRequest(r *http.Request, c *gin.Context, route string, status int, start time.Time, d time.Duration, id string) {
+	method := r.Method
+	s.metrics.observeRequest(route, method, status, d)
 
 	level := slog.LevelInfo
 	switch {
 	case status >= 500:
 		level = slog.LevelWarn
-	case status < 400 && quietRoutes[c.FullPath()]:
+	case status < 400 && quietRoutes[route]:
 		// Successful callbacks and probes are counted in /metrics; logging each one at info
 		// would drown the member flows (and cost ~1 µs on the callback's hot path).
 		level = slog.LevelDebug
 	}
-	ctx := c.Request.Context()
+	ctx := r.Context()
 	h := s.log.Handler()
 	if !h.Enabled(ctx, level) {
 		return
 	}
-	path := c.Request.URL.Path
+	path := r.URL.Path
 	if len(path) > maxLoggedPath {
 		path = path[:maxLoggedPath]
 	}
@@ -107,22 +117,22 @@ func (s *Server) accessLog(c *gin.Context) {
 	if !known {
 		msg = "http request"
 	}
-	r := slog.NewRecord(start.Add(d), level, msg, 0)
-	r.AddAttrs(
+	rec := slog.NewRecord(start.Add(d), level, msg, 0)
+	rec.AddAttrs(
 		slog.String("path", path),
 		slog.Int("status", status),
 		slog.Duration("latency", d),
-		slog.String("request_id", RequestID(ctx)),
-		slog.String("ip", s.clientIP(c)),
+		slog.String("request_id", id),
+		slog.String("ip", s.clientIP(r, c)),
 	)
 	if !known {
-		r.AddAttrs(slog.String("method", method))
+		rec.AddAttrs(slog.String("method", method))
 	}
-	_ = h.Handle(ctx, r) // a failing log sink must not fail the request
+	_ = h.Handle(ctx, rec) // a failing log sink must not fail the request
 }
 
 // quietRoutes are logged at debug when they succeed.
-var quietRoutes = map[string]bool{"/wecom/callback": true, "/wecom/contacts": true, "/healthz": true, "/readyz": true, "/metrics": true}
+var quietRoutes = map[string]bool{routeAppCallback: true, routeContactsCallback: true, "/healthz": true, "/readyz": true, "/metrics": true}
 
 // accessLogMessages are the access log messages of the usual methods, without concatenation.
 var accessLogMessages = map[string]string{
@@ -133,13 +143,20 @@ var accessLogMessages = map[string]string{
 
 // clientIP is the client's address: gin's ClientIP when proxies are trusted (it reads
 // X-Forwarded-For from them), else the peer address as is, which saves gin's parse and format.
-func (s *Server) clientIP(c *gin.Context) string {
+// c is the request's gin context, or nil for a request served without gin.
+func (s *Server) clientIP(r *http.Request, c *gin.Context) string {
 	if len(s.cfg.TrustedProxies) > 0 {
+		if c == nil {
+			// A fresh context of the engine applies the engine's proxy rules; this is only
+			// reached for a request that is logged, never on a successful callback at info.
+			c = gin.CreateTestContextOnly(nil, s.engine)
+			c.Request = r
+		}
 		return c.ClientIP()
 	}
-	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return c.Request.RemoteAddr
+		return r.RemoteAddr
 	}
 	return host
 }
@@ -156,14 +173,7 @@ func (s *Server) recovery(c *gin.Context) {
 		if rec == http.ErrAbortHandler {
 			panic(rec)
 		}
-		ctx := c.Request.Context()
-		s.log.ErrorContext(ctx, "panic serving request",
-			"method", c.Request.Method,
-			"path", c.Request.URL.Path,
-			"request_id", RequestID(ctx),
-			"panic", fmt.Sprint(rec),
-			"stack", string(debug.Stack()),
-		)
+		s.logPanic(c.Request, RequestID(c.Request.Context()), rec)
 		c.Abort()
 		if c.Writer.Written() {
 			return // too late for a page; the client sees a truncated response
@@ -171,4 +181,15 @@ func (s *Server) recovery(c *gin.Context) {
 		s.renderError(c, http.StatusInternalServerError, "系统繁忙", "系统内部错误，请稍后再试。")
 	}()
 	c.Next()
+}
+
+// logPanic logs a recovered panic with its stack.
+func (s *Server) logPanic(r *http.Request, id string, rec any) {
+	s.log.ErrorContext(r.Context(), "panic serving request",
+		"method", r.Method,
+		"path", r.URL.Path,
+		"request_id", id,
+		"panic", fmt.Sprint(rec),
+		"stack", string(debug.Stack()),
+	)
 }

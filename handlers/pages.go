@@ -34,19 +34,30 @@ type errorView struct {
 	RequestID string // shown so that a member can quote it to the help desk
 }
 
-// renderError writes a Chinese error page with status. Rendering goes to a buffer first so that a
-// template failure never leaves a half-written page.
+// renderError writes a Chinese error page with status.
 func (s *Server) renderError(c *gin.Context, status int, title, message string) {
+	s.writeErrorPage(c.Writer, RequestID(c.Request.Context()), status, title, message)
+}
+
+// writeErrorPage writes a Chinese error page with status that shows the request id. Rendering
+// goes to a buffer first so that a template failure never leaves a half-written page.
+func (s *Server) writeErrorPage(w http.ResponseWriter, requestID string, status int, title, message string) {
 	var buf bytes.Buffer
-	v := errorView{Title: title, Message: message, RequestID: RequestID(c.Request.Context())}
+	v := errorView{Title: title, Message: message, RequestID: requestID}
 	if err := s.pages.error.Execute(&buf, v); err != nil {
 		s.log.Error("render error page", "err", err, "request_id", v.RequestID)
-		c.Data(status, "text/plain; charset=utf-8", []byte(title+"\n"))
+		w.Header()["Content-Type"] = mimeText
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(title + "\n"))
 		return
 	}
-	s.guard.pageHeaders(c.Writer.Header(), "")
-	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
+	s.guard.pageHeaders(w.Header(), "")
+	w.Header()["Content-Type"] = mimeHTML
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes()) // a write error means the client has gone
 }
+
+var mimeHTML = []string{"text/html; charset=utf-8"}
 
 // handleNotFound answers any path without a route.
 func (s *Server) handleNotFound(c *gin.Context) {

@@ -137,7 +137,7 @@ func (s *Server) limitOutbound(c *gin.Context) {
 		c.Next()
 		return
 	}
-	ok, wait := s.allow(c.Request.Context(), rateKey(s.clientIP(c)))
+	ok, wait := s.allow(c.Request.Context(), rateKey(s.clientIP(c.Request, c)))
 	if ok {
 		c.Next()
 		return

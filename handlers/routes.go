@@ -32,12 +32,12 @@ func (s *Server) routes(e *gin.Engine) {
 	e.GET("/favicon.ico", s.handleFavicon)
 	e.HEAD("/favicon.ico", s.handleFavicon)
 
-	// callback
-	e.GET("/wecom/callback", s.appCallback.handleCallbackVerify)
-	e.POST("/wecom/callback", s.appCallback.handleCallbackEvent)
+	// callback: ServeHTTP serves GET and POST here without gin (callback_route.go)
+	e.GET(routeAppCallback, ginCallback(s.appCallback.handleCallbackVerify))
+	e.POST(routeAppCallback, ginCallback(s.appCallback.handleCallbackEvent))
 	if s.contactsCallback != nil {
-		e.GET("/wecom/contacts", s.contactsCallback.handleCallbackVerify)
-		e.POST("/wecom/contacts", s.contactsCallback.handleCallbackEvent)
+		e.GET(routeContactsCallback, ginCallback(s.contactsCallback.handleCallbackVerify))
+		e.POST(routeContactsCallback, ginCallback(s.contactsCallback.handleCallbackEvent))
 	}
 
 	// member pages: the browser guard first (page headers; duplicated cookies; for a POST the

@@ -64,9 +64,10 @@ type Deps struct {
 	WebLoginURL func(redirectURI, state string) string
 }
 
-// Server holds what the handlers need. It is created by New and used only through the
-// http.Handler New returns.
+// Server holds what the handlers need. It is created by New and used only as the http.Handler
+// New returns (ServeHTTP).
 type Server struct {
+	engine   *gin.Engine // every route but GET and POST on the callback routes
 	cfg      Config
 	svc      *app.Service
 	ready    func(ctx context.Context) error
@@ -94,8 +95,8 @@ type Server struct {
 	contactsCallback *callbackHandler // nil when the 通讯录同步 event server is not configured
 }
 
-// New builds the gin engine with its middleware and routes. It fails on a missing dependency or
-// an invalid setting, never panics.
+// New builds the HTTP handler: the lean callback routes in front of the gin engine with its
+// middleware and routes. It fails on a missing dependency or an invalid setting, never panics.
 func New(cfg Config, deps Deps) (http.Handler, error) {
 	if deps.Service == nil {
 		return nil, errors.New("handlers: Deps.Service is required")
@@ -168,9 +169,9 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.adminCookies = newAdminCookies(cfg.SessionSecret)
 	s.adminNames = adminCookieNames{session: s.guard.singleCookie(adminCookieName),
 		login: s.guard.singleCookie(adminLoginCookieName), flash: s.guard.singleCookie(adminFlashCookieName)}
-	s.appCallback = &callbackHandler{s: s, codec: deps.AppCodec, channel: app.ChannelApp}
+	s.appCallback = &callbackHandler{s: s, codec: deps.AppCodec, channel: app.ChannelApp, route: routeAppCallback}
 	if deps.ContactsCodec != nil {
-		s.contactsCallback = &callbackHandler{s: s, codec: deps.ContactsCodec, channel: app.ChannelContacts}
+		s.contactsCallback = &callbackHandler{s: s, codec: deps.ContactsCodec, channel: app.ChannelContacts, route: routeContactsCallback}
 	}
 
 	// ReleaseMode is process-global in gin; it silences the debug route dump and warnings.
@@ -190,13 +191,15 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	e.TrustedPlatform = ""
 	s.routes(e)
-	return e, nil
+	s.engine = e
+	return s, nil
 }
 
 type requestIDKey struct{}
 
 // RequestID returns the request id of the request ctx belongs to, or "" outside a request.
-// A *gin.Context works too.
+// A *gin.Context works too. The callback routes do not put it into the context (callbackCall
+// carries it).
 func RequestID(ctx context.Context) string {
 	if ctx == nil {
 		return ""

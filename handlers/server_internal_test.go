@@ -32,7 +32,7 @@ func newTestEngine(t *testing.T, log *slog.Logger) *gin.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h.(*gin.Engine)
+	return h.(*Server).engine
 }
 
 func TestNewValidates(t *testing.T) {
