@@ -34,9 +34,9 @@ func clickHelpDelivery(b testing.TB, e *env) (target string, body []byte) {
 }
 
 // BenchmarkCallbackClickReply is one encrypted HELP click POST answered with an encrypted passive
-// reply through the whole gin handler at serve's log level (info; successful callbacks are
-// logged at debug): routing, request id, access log check, metrics, query parsing, body read, codec, app.Service, codec. The
-// request is built once (net/http's parsing is not ours to measure) and gets a fresh body each
+// reply through the whole handler at serve's log level (info; successful callbacks are logged at
+// debug): dispatch, request id, access log check, metrics, query parsing, body read, codec,
+// app.Service, codec. The request is built once (net/http's parsing is not ours to measure) and gets a fresh body each
 // time; the recorder is new each time. Compare with wecom/callback's BenchmarkCodecClickReply, the
 // codec's share of the same work (with a shorter reply text than the real help text).
 func BenchmarkCallbackClickReply(b *testing.B) {
@@ -77,8 +77,9 @@ func BenchmarkCallbackClickReplyNewRequest(b *testing.B) {
 	}
 }
 
-// BenchmarkHealthz is the floor of every request: routing, request id, access log, metrics,
-// recovery and the recorder, around a handler that only writes "ok".
+// BenchmarkHealthz is the floor of every request through gin (the member pages' path too):
+// routing, request id, access log, metrics, recovery and the recorder, around a handler that only
+// writes "ok".
 func BenchmarkHealthz(b *testing.B) {
 	e := newEnv(b, withLogOutput(io.Discard), withLogLevel(slog.LevelInfo))
 	req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
