@@ -164,3 +164,40 @@ func gatheredCounters(t *testing.T, reg *prometheus.Registry, name string) strin
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Behind a trusted proxy, the access log of a refused callback names the forwarded client, as
+// gin's ClientIP does for the other routes.
+func TestCallbackAccessLogBehindProxy(t *testing.T) {
+	codec, err := callback.New(routeTestCorp, routeTestToken, routeTestKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	h, err := New(Config{BaseURL: "https://wecampus.example.edu.cn/", SessionSecret: testSecret, TrustedProxies: []string{"10.0.0.0/8"}}, Deps{
+		Service:  &app.Service{},
+		AppCodec: codec,
+		Ready:    func(context.Context) error { return nil },
+		Log:      slog.New(slog.NewJSONHandler(&logs, nil)),
+		AuthURL:  testAuthURL,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ remote, forwarded, want string }{
+		{"10.1.2.3:5555", "203.0.113.9", "203.0.113.9"}, // trusted proxy
+		{"192.0.2.7:5555", "203.0.113.9", "192.0.2.7"},  // not a proxy of ours: the header is ignored
+		{"10.1.2.3:5555", "", "10.1.2.3"},               // no header
+	} {
+		logs.Reset()
+		req := httptest.NewRequest(http.MethodPost, routeAppCallback, strings.NewReader("<xml/>"))
+		req.RemoteAddr = tc.remote
+		if tc.forwarded != "" {
+			req.Header.Set("X-Forwarded-For", tc.forwarded)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusBadRequest || !strings.Contains(logs.String(), `"ip":"`+tc.want+`"`) {
+			t.Errorf("%s via %s: status %d, want ip %s in\n%s", tc.forwarded, tc.remote, w.Code, tc.want, logs.String())
+		}
+	}
+}
