@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ type fixture struct {
 	dbPath string
 	sms    *smsRecorder
 	clock  *fakeClock
-	flows  int // flow ids handed out by flow
+	flows  atomic.Int64 // flow ids handed out by flow, from any goroutine
 }
 
 // newFixture builds a fixture. WeCom calls time out after wecomTimeout (0: the client's default);
@@ -175,6 +176,5 @@ func (f *fixture) noMember(userID string) {
 
 // flow returns a new member flow, as a browser gets one at the start of each flow.
 func (f *fixture) flow() app.Flow {
-	f.flows++
-	return app.Flow{ID: fmt.Sprintf("flow-%d", f.flows), Expires: f.clock.now().Add(15 * time.Minute)}
+	return app.Flow{ID: fmt.Sprintf("flow-%d", f.flows.Add(1)), Expires: f.clock.now().Add(15 * time.Minute)}
 }
