@@ -79,7 +79,7 @@ func (s *Server) finishCallback(x *callbackCall, route string, start time.Time) 
 		s.logPanic(x.r, x.id, rec)
 		if x.status == 0 { // else too late for a page; the client sees a truncated response
 			x.status = http.StatusInternalServerError
-			s.writeErrorPage(x.w, x.id, x.status, "系统繁忙", "系统内部错误,请稍后再试。")
+			s.writeErrorPage(x.w, x.id, x.status, "系统繁忙", "系统内部错误，请稍后再试。")
 		}
 	}
 	status := x.status
