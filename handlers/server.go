@@ -98,14 +98,53 @@ type Server struct {
 // New builds the HTTP handler: the lean callback routes in front of the gin engine with its
 // middleware and routes. It fails on a missing dependency or an invalid setting, never panics.
 func New(cfg Config, deps Deps) (http.Handler, error) {
-	if deps.Service == nil {
-		return nil, errors.New("handlers: Deps.Service is required")
+	cfg, err := checkConfig(cfg, deps)
+	if err != nil {
+		return nil, err
 	}
-	if deps.AppCodec == nil {
-		return nil, errors.New("handlers: Deps.AppCodec is required")
+	s := &Server{cfg: cfg, svc: deps.Service, ready: deps.Ready, redisUp: deps.RedisUp, registry: deps.Registry, log: deps.Log,
+		ids: newRequestIDs(), codeTTL: deps.Service.CodeTTL(), help: parseHelpContact(cfg.HelpContact)}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.ready == nil {
+		s.ready = deps.Service.Ping
+	}
+	if err := s.buildMetrics(deps); err != nil {
+		return nil, err
+	}
+	if err := s.buildPages(); err != nil {
+		return nil, err
+	}
+	if err := s.buildCookies(deps); err != nil {
+		return nil, err
+	}
+	s.appCallback = &callbackHandler{s: s, codec: deps.AppCodec, channel: app.ChannelApp, route: routeAppCallback}
+	if deps.ContactsCodec != nil {
+		s.contactsCallback = &callbackHandler{s: s, codec: deps.ContactsCodec, channel: app.ChannelContacts, route: routeContactsCallback}
+	}
+	if s.engine, err = s.newEngine(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkConfig refuses missing dependencies and invalid settings and fills in defaults.
+func checkConfig(cfg Config, deps Deps) (Config, error) {
+	switch {
+	case deps.Service == nil:
+		return cfg, errors.New("handlers: Deps.Service is required")
+	case deps.AppCodec == nil:
+		return cfg, errors.New("handlers: Deps.AppCodec is required")
+	case deps.AuthURL == nil:
+		return cfg, errors.New("handlers: Deps.AuthURL is required")
+	case deps.Ready == nil && deps.Service.Store == nil:
+		return cfg, errors.New("handlers: Deps.Ready is nil and Service.Store is nil")
+	case len(cfg.SessionSecret) < 32:
+		return cfg, errors.New("handlers: server.session_secret must be at least 32 bytes")
 	}
 	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("handlers: server.base_url %q is not an absolute URL", cfg.BaseURL)
+		return cfg, fmt.Errorf("handlers: server.base_url %q is not an absolute URL", cfg.BaseURL)
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.MaxBodyBytes <= 0 {
@@ -114,46 +153,41 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if cfg.RateLimitPerMinute <= 0 {
 		cfg.RateLimitPerMinute = DefaultRateLimitPerMinute
 	}
+	return cfg, nil
+}
 
-	s := &Server{cfg: cfg, svc: deps.Service, ready: deps.Ready, redisUp: deps.RedisUp, registry: deps.Registry, log: deps.Log,
-		ids: newRequestIDs(), codeTTL: deps.Service.CodeTTL(), help: parseHelpContact(cfg.HelpContact)}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	if s.ready == nil {
-		if deps.Service.Store == nil {
-			return nil, errors.New("handlers: Deps.Ready is nil and Service.Store is nil")
-		}
-		s.ready = deps.Service.Ping
-	}
+// buildMetrics registers the HTTP metrics and, with a store, the backlog gauges.
+func (s *Server) buildMetrics(deps Deps) error {
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	var err error
 	if s.metrics, err = newMetrics(s.registry); err != nil {
-		return nil, err
+		return err
 	}
 	if deps.Service.Store != nil {
-		if _, err = register(s.registry, newBacklogCollector(deps.Service.Backlog, s.log)); err != nil {
-			return nil, err
-		}
+		_, err = register(s.registry, newBacklogCollector(deps.Service.Backlog, s.log))
 	}
+	return err
+}
+
+// buildPages parses the templates once.
+func (s *Server) buildPages() error {
+	var err error
 	if s.pages, err = parsePages(); err != nil {
-		return nil, err
+		return err
 	}
 	if s.memberPages, err = parseMemberPages(); err != nil {
-		return nil, err
+		return err
 	}
-	if s.adminPages, err = parseAdminPages(); err != nil {
-		return nil, err
-	}
-	if len(cfg.SessionSecret) < 32 {
-		return nil, errors.New("handlers: server.session_secret must be at least 32 bytes")
-	}
-	if deps.AuthURL == nil {
-		return nil, errors.New("handlers: Deps.AuthURL is required")
-	}
+	s.adminPages, err = parseAdminPages()
+	return err
+}
+
+// buildCookies sets up the browser guard, the rate limiter and the cookie codecs.
+func (s *Server) buildCookies(deps Deps) error {
+	cfg := s.cfg
 	s.limiter = &rateLimiter{shared: deps.RateLimiter, local: NewLocalRateLimiter(cfg.RateLimitPerMinute, 0, nil)}
 	s.authURL = deps.AuthURL
 	// Forms post to the service, which may answer with a redirect to CAS or to WeCom OAuth.
@@ -161,19 +195,20 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if deps.Service.CAS != nil {
 		formTargets = append(formTargets, deps.Service.LoginURL(cfg.BaseURL+"/bind/cas"))
 	}
+	var err error
 	if s.guard, err = newBrowserGuard(cfg.BaseURL, formTargets...); err != nil {
-		return nil, err
+		return err
 	}
 	s.flows = newFlowCodec(cfg.SessionSecret, s.guard.singleCookie(flowCookieName), s.guard.https)
 	s.webLoginURL = deps.WebLoginURL
 	s.adminCookies = newAdminCookies(cfg.SessionSecret)
 	s.adminNames = adminCookieNames{session: s.guard.singleCookie(adminCookieName),
 		login: s.guard.singleCookie(adminLoginCookieName), flash: s.guard.singleCookie(adminFlashCookieName)}
-	s.appCallback = &callbackHandler{s: s, codec: deps.AppCodec, channel: app.ChannelApp, route: routeAppCallback}
-	if deps.ContactsCodec != nil {
-		s.contactsCallback = &callbackHandler{s: s, codec: deps.ContactsCodec, channel: app.ChannelContacts, route: routeContactsCallback}
-	}
+	return nil
+}
 
+// newEngine builds the gin engine of everything but the lean callback path.
+func (s *Server) newEngine() (*gin.Engine, error) {
 	// ReleaseMode is process-global in gin; it silences the debug route dump and warnings.
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -181,7 +216,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	e.RedirectTrailingSlash = false // its redirect bypasses the middleware; /bind/ is just a 404
 	e.RedirectFixedPath = false
 	e.ContextWithFallback = true // a *gin.Context passed as a context sees the request's values
-	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+	if err := e.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("handlers: trusted proxies: %w", err)
 	}
 	// The client address is the rightmost X-Forwarded-For entry that is not a trusted proxy (an
@@ -191,8 +226,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	e.TrustedPlatform = ""
 	s.routes(e)
-	s.engine = e
-	return s, nil
+	return e, nil
 }
 
 type requestIDKey struct{}
