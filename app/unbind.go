@@ -23,17 +23,11 @@ func (s *Service) BindingFromCode(ctx context.Context, code string) (*MemberBind
 // memberFromCode redeems a WeCom OAuth code for the member's userid; a visitor who is not a
 // member of the corp gets ENOTFOUND.
 func (s *Service) memberFromCode(ctx context.Context, code string) (string, error) {
-	if code == "" {
-		return "", Errorf(EINVALID, "缺少授权参数，请从企业微信重新进入。")
+	userID, err := s.UserFromCode(ctx, code)
+	if err == nil && userID == "" {
+		return "", errVisitor()
 	}
-	userID, _, err := s.WeCom.UserFromCode(ctx, code)
-	if err != nil {
-		return "", s.codeError(err)
-	}
-	if userID == "" {
-		return "", Errorf(ENOTFOUND, "你还不是本单位企业微信成员，没有通过本系统绑定的学号/工号。如需加入，请先完成注册绑定。")
-	}
-	return userID, nil
+	return userID, err
 }
 
 // bindingOfMember returns the live binding of a WeCom member, or ENOTFOUND with a page text.

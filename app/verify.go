@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -92,10 +93,11 @@ func (s *Service) verifyBinding(ctx context.Context, st *VerifyState) (*Binding,
 	return b, err
 }
 
-// SendVerifyCode checks that mobile is the bound mobile and sends the verification SMS code. It
-// returns the normalised mobile once it is known to be the bound one, also with a send error
-// (ETOOMANY: a code sent moments ago is still valid). A finished flow fl gets ErrFlowFinished and
-// no code.
+// SendVerifyCode sends the verification SMS code to the bound mobile. rawMobile may be empty (the
+// member taps "发送验证码到 138****0102"); a mobile that is typed must be the bound one (CONTRACT
+// §7). It returns the normalised mobile once it is known to be the bound one, also with a send
+// error (ETOOMANY: a code sent moments ago is still valid). A finished flow fl gets
+// ErrFlowFinished and no code.
 func (s *Service) SendVerifyCode(ctx context.Context, fl Flow, st *VerifyState, rawMobile, ip string) (string, error) {
 	if err := s.checkFlow(ctx, fl); err != nil {
 		return "", err
@@ -103,6 +105,9 @@ func (s *Service) SendVerifyCode(ctx context.Context, fl Flow, st *VerifyState, 
 	b, err := s.verifyBinding(ctx, st)
 	if err != nil {
 		return "", err
+	}
+	if strings.TrimSpace(rawMobile) == "" {
+		return b.Mobile, s.SendCode(ctx, b.Mobile, PurposeVerify, ip)
 	}
 	mobile, ok := NormalizeMobile(rawMobile)
 	if !ok {

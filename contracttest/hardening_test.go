@@ -88,7 +88,7 @@ func TestContractMore(t *testing.T) {
 		ctWant(t, c.do(http.MethodGet, "/bind/login", nil), http.StatusFound)
 		ticket := w.cas.IssueTicket(p.number, w.base+"/bind/cas")
 		r := c.do(http.MethodGet, "/bind/cas?ticket="+url.QueryEscape(ticket), nil)
-		ctWant(t, r, http.StatusOK)
+		ctWant(t, r, http.StatusSeeOther) // §7: 303 to GET /bind/mobile
 		resp := &http.Response{Header: r.header}
 		flowOK := false
 		for _, ck := range resp.Cookies() {

@@ -38,10 +38,11 @@ func (s *Server) handleBindSwitch(c *gin.Context) {
 	c.Redirect(http.StatusFound, s.svc.LogoutURL(s.cfg.BaseURL+"/bind/login"))
 }
 
-// handleBindCAS handles "GET /bind/cas?ticket=…": validate the ticket once, then show the mobile
-// form, or the already-bound page. Only a browser that started the login at /bind/login gets its
-// ticket validated (login CSRF: a ticket someone else obtained, sent in a link, is refused
-// without asking CAS); the pre-login flow is used up by this request whatever CAS answers.
+// handleBindCAS handles "GET /bind/cas?ticket=…": validate the ticket once, then 303 to GET
+// /bind/mobile, which shows the mobile form or the already-bound page (CONTRACT §7). Only a
+// browser that started the login at /bind/login gets its ticket validated (login CSRF: a ticket
+// someone else obtained, sent in a link, is refused without asking CAS); the pre-login flow is
+// used up by this request whatever CAS answers.
 func (s *Server) handleBindCAS(c *gin.Context) {
 	if _, err := s.flows.load(c, flowLogin); err != nil {
 		s.renderMessage(c, http.StatusUnauthorized, &pageView{Title: "请重新登录",
@@ -67,14 +68,43 @@ func (s *Server) handleBindCAS(c *gin.Context) {
 		s.renderAppError(c, err)
 		return
 	}
-	if login.Bound != nil {
-		s.renderAlreadyBound(c, login.Bound)
-		return
-	}
-	s.renderPage(c, http.StatusOK, "bind_mobile", &pageView{Title: "绑定手机号", Person: login.Person})
+	seeOther(c, "/bind/mobile")
 }
 
-// handleBindMobile handles "POST /bind/mobile": create or adopt the member and store the binding.
+// showBindStep handles "GET /bind/mobile" and the GET of the bind flow's other routes: the
+// flow's current step, from the flow cookie and the stored binding. Nothing is written.
+func (s *Server) showBindStep(c *gin.Context) {
+	f, err := s.flows.load(c, flowBind)
+	if err != nil || f.Person == nil {
+		s.flowExpired(c)
+		return
+	}
+	st, err := s.svc.BindState(c.Request.Context(), f.Person.Number)
+	switch {
+	case err != nil:
+		s.renderAppError(c, err)
+	case f.Step == stepDone && st != nil && f.RebindFrom != 0:
+		s.renderFollow(c, st, "换绑成功", msgRebound)
+	case f.Step == stepDone && st != nil:
+		s.renderFollow(c, st, "注册成功")
+	case f.Step == stepDone:
+		// Bound in this flow, unbound since: this flow cannot bind again.
+		s.renderMessage(c, http.StatusConflict, restartPage("操作已完成", "本次注册绑定已经完成，该学号/工号已解除绑定。如需再次绑定，请重新开始。", "/bind"))
+	case st != nil:
+		s.renderAlreadyBound(c, st)
+	case f.Step == stepPending:
+		s.renderRebindPending(c, http.StatusOK, nil)
+	case f.Step == stepCode:
+		s.renderCodePage(c, s.rebindCodeStep(f), codeAnswer{status: http.StatusOK, resent: f.Sent > 1})
+	case f.RebindFrom != 0:
+		s.renderRebindOffer(c, f, http.StatusOK, "")
+	default:
+		s.renderPage(c, http.StatusOK, "bind_mobile", &pageView{Title: "绑定手机号", Person: f.Person})
+	}
+}
+
+// handleBindMobile handles "POST /bind/mobile": create or adopt the member and store the binding,
+// then 303 to GET /bind/mobile (the follow page). Refusals answer with their 4xx directly.
 func (s *Server) handleBindMobile(c *gin.Context) {
 	f, err := s.flows.load(c, flowBind)
 	if err != nil || f.Person == nil {
@@ -94,25 +124,48 @@ func (s *Server) handleBindMobile(c *gin.Context) {
 		s.renderPage(c, http.StatusServiceUnavailable, "bind_mobile", &pageView{Title: "系统繁忙", Person: f.Person, Mobile: raw,
 			Error: app.ErrorMessage(err) + "你填写的信息已保留，稍后点击“下一步”重试即可。"})
 	default:
-		s.renderBindResult(c, f, res, err, "注册成功")
+		if res != nil && res.Binding != nil {
+			f.Mobile, f.RebindFrom = "", 0 // a plain bind, whatever was offered before
+		}
+		s.bindOutcome(c, f, res, err, "/bind/mobile")
 	}
 }
 
-// renderBindResult renders the outcome of Bind or Rebind that the step did not handle itself: a
-// refusal, a failure, the already-bound page, a mobile conflict, or the follow page with title
-// and the extra paragraphs.
-func (s *Server) renderBindResult(c *gin.Context, f *flow, res *app.BindResult, err error, title string, extra ...string) {
+// msgRebound is the follow page's second line after a 换绑.
+const msgRebound = "原学号/工号的企业微信账号已删除。请用同一个微信重新关注加入，即可使用新学号/工号。"
+
+// bindOutcome answers a Bind or Rebind that the step did not handle itself: a refusal or a
+// failure directly, a mobile conflict with its 409 page (a 换绑 offer is kept in the flow),
+// anything else with 303 to the GET page at path, after recording that this flow has bound.
+func (s *Server) bindOutcome(c *gin.Context, f *flow, res *app.BindResult, err error, path string) {
 	switch {
 	case app.ErrorCode(err) == app.ECONFLICT:
 		s.renderBindRefusal(c, f, http.StatusConflict, err)
 	case err != nil:
 		s.renderAppError(c, err, action{Label: "重新开始", URL: "/bind"})
-	case res.AlreadyBound != nil:
-		s.renderAlreadyBound(c, res)
 	case res.Conflict != nil:
-		s.renderConflict(c, f, res.Conflict)
+		f.Step, f.Mobile, f.RebindFrom = "", "", res.Conflict.RebindFrom
+		if f.RebindFrom != 0 {
+			f.Mobile = res.Conflict.Mobile
+		}
+		if serr := s.flows.save(c, f); serr != nil {
+			s.renderAppError(c, serr)
+			return
+		}
+		if f.RebindFrom != 0 {
+			s.renderRebindOffer(c, f, http.StatusConflict, res.Conflict.Message)
+			return
+		}
+		s.renderPage(c, http.StatusConflict, "conflict", &pageView{Title: "手机号已被使用", Paragraphs: []string{res.Conflict.Message}, Person: f.Person})
 	default:
-		s.renderFollow(c, res, title, extra...)
+		if res.Binding != nil {
+			f.Step = stepDone
+			if serr := s.flows.save(c, f); serr != nil {
+				s.renderAppError(c, serr)
+				return
+			}
+		}
+		seeOther(c, path)
 	}
 }
 
@@ -123,20 +176,29 @@ func (s *Server) renderBindRefusal(c *gin.Context, f *flow, status int, err erro
 		Paragraphs: []string{app.ErrorMessage(err)}, Person: f.Person})
 }
 
-func (s *Server) renderConflict(c *gin.Context, f *flow, cf *app.Conflict) {
-	v := &pageView{Title: "手机号已被使用", Paragraphs: []string{cf.Message}, Person: f.Person}
-	if cf.RebindFrom != 0 {
-		f.Mobile, f.RebindFrom, f.CodeSent = cf.Mobile, cf.RebindFrom, false
-		if err := s.flows.save(c, f); err != nil {
+// renderRebindOffer shows the 换绑 offer of the flow: the mobile held by the person's earlier
+// binding, a button that sends it a code, and the form for another mobile. msg explains the
+// conflict; "" (a GET of the offer) reads the offer again from what is stored.
+func (s *Server) renderRebindOffer(c *gin.Context, f *flow, status int, msg string) {
+	if msg == "" {
+		cf, err := s.svc.RebindOffer(c.Request.Context(), f.Person, f.RebindFrom, f.Mobile)
+		switch code := app.ErrorCode(err); {
+		case code == app.ECONFLICT || code == app.EFORBIDDEN:
+			s.renderBindRefusal(c, f, appStatus(err), err) // released since: the mobile form
+			return
+		case err != nil:
 			s.renderAppError(c, err)
 			return
 		}
-		v.Title, v.RebindFrom, v.Mobile = "可以换绑", cf.RebindFrom, app.MaskMobile(cf.Mobile)
+		msg = cf.Message
 	}
-	s.renderPage(c, http.StatusConflict, "conflict", v)
+	s.renderPage(c, status, "conflict", &pageView{Title: "可以换绑", Paragraphs: []string{msg}, Person: f.Person,
+		RebindFrom: f.RebindFrom, Mobile: app.MaskMobile(f.Mobile)})
 }
 
-// handleRebindCode handles "POST /bind/migrate/code": the 换绑 SMS code to the held mobile.
+// handleRebindCode handles "POST /bind/migrate/code": the 换绑 SMS code to the held mobile, then
+// 303 to GET /bind/migrate/code (the code page). A send the cooldown or a daily cap holds back
+// answers 429 with the code page and a note.
 func (s *Server) handleRebindCode(c *gin.Context) {
 	f, err := s.flows.load(c, flowBind)
 	if err != nil || f.Person == nil || f.RebindFrom == 0 {
@@ -147,36 +209,40 @@ func (s *Server) handleRebindCode(c *gin.Context) {
 	switch code := app.ErrorCode(err); {
 	case errors.Is(err, app.ErrFlowFinished):
 		s.flowFinished(c, err)
-		return
-	case err == nil || (code == app.ETOOMANY && f.CodeSent):
-		// sent, or an earlier code is still on its way: the code form (with the notice)
-	case code == app.ETOOMANY:
-		// e.g. a code for another purpose went to that mobile a moment ago: offer it again
-		s.renderPage(c, http.StatusTooManyRequests, "conflict", &pageView{Title: errorTitles[code],
-			Paragraphs: []string{app.ErrorMessage(err)}, Person: f.Person, RebindFrom: f.RebindFrom, Mobile: app.MaskMobile(f.Mobile)})
-		return
+	case err == nil || code == app.ETOOMANY:
+		s.codeSent(c, f, err, s.rebindCodeStep(f), "/bind/migrate/code")
 	case code == app.ECONFLICT:
 		s.renderBindRefusal(c, f, http.StatusConflict, err)
-		return
 	default:
 		s.renderAppError(c, err, action{Label: "重新开始", URL: "/bind"})
-		return
 	}
-	f.CodeSent = true
-	if serr := s.flows.save(c, f); serr != nil {
-		s.renderAppError(c, serr)
-		return
-	}
-	s.renderPage(c, http.StatusOK, "code", s.rebindCodeView(f, app.ErrorMessage(err)))
 }
 
-func (s *Server) rebindCodeView(f *flow, errMsg string) *pageView {
-	return &pageView{Title: "换绑验证", Paragraphs: []string{s.codeSentText(f.Mobile) + "验证通过后，原学号/工号的企业微信账号将被解除，并绑定新学号/工号 " + f.Person.Number + "。"},
-		Error: errMsg, Mobile: app.MaskMobile(f.Mobile), Action: "/bind/migrate", Submit: "确认换绑", ResendAction: "/bind/migrate/code"}
+// codeSent records a send step in the flow (sendErr nil: a code went out; ETOOMANY: none did),
+// then answers: 303 to the code page at path, or the code page with status 429 and the reason.
+func (s *Server) codeSent(c *gin.Context, f *flow, sendErr error, st codeStep, path string) {
+	f.Step = stepCode
+	if sendErr == nil {
+		f.Sent++
+	}
+	if err := s.flows.save(c, f); err != nil {
+		s.renderAppError(c, err)
+		return
+	}
+	if sendErr != nil {
+		s.renderCodePage(c, st, codeAnswer{status: http.StatusTooManyRequests, note: app.ErrorMessage(sendErr)})
+		return
+	}
+	seeOther(c, path)
+}
+
+func (s *Server) rebindCodeStep(f *flow) codeStep {
+	return codeStep{title: "换绑验证", mobile: f.Mobile, purpose: app.PurposeRebind, action: "/bind/migrate", submit: "确认换绑",
+		resend: "/bind/migrate/code", effect: "验证通过后，原学号/工号的企业微信账号将被解除，并绑定新学号/工号 " + f.Person.Number + "。"}
 }
 
 // handleRebind handles "POST /bind/migrate": check the code, release the old member, bind the
-// new number.
+// new number, then 303 to GET /bind/migrate (the follow page).
 func (s *Server) handleRebind(c *gin.Context) {
 	f, err := s.flows.load(c, flowBind)
 	if err != nil || f.Person == nil || f.RebindFrom == 0 {
@@ -189,30 +255,43 @@ func (s *Server) handleRebind(c *gin.Context) {
 	case errors.Is(err, app.ErrFlowFinished):
 		s.flowFinished(c, err)
 	case code == app.EINVALID || code == app.EEXPIRED:
-		s.renderPage(c, http.StatusBadRequest, "code", s.rebindCodeView(f, app.ErrorMessage(err)))
-	case code == app.EUNAVAILABLE:
+		s.renderCodePage(c, s.rebindCodeStep(f), codeAnswer{status: http.StatusBadRequest, resent: f.Sent > 1, errMsg: app.ErrorMessage(err)})
+	case code == app.EUNAVAILABLE && errors.Is(err, app.ErrRebindPending):
+		// The code was accepted and the 换绑 recorded: a retry continues it, no new code.
 		s.log.Warn("rebind: dependency unavailable", "err", err, "request_id", RequestID(ctx))
-		if !errors.Is(err, app.ErrRebindPending) {
-			s.renderPage(c, http.StatusServiceUnavailable, "code", s.rebindCodeView(f, app.ErrorMessage(err)+"请稍后重新获取验证码再试。"))
+		f.Step = stepPending
+		if serr := s.flows.save(c, f); serr != nil {
+			s.renderAppError(c, serr)
 			return
 		}
-		// The code was accepted and the 换绑 recorded: a retry continues it, no new code.
-		s.renderPage(c, http.StatusServiceUnavailable, "conflict", &pageView{Title: "换绑未完成", Icon: "wait",
-			Paragraphs: []string{app.ErrorMessage(err), "验证码已通过，本次换绑已记录，无需重新获取验证码。请稍后点击“重试”继续完成换绑。"},
-			Action:     "/bind/migrate", Submit: "重试"})
+		s.renderRebindPending(c, http.StatusServiceUnavailable, err)
+	case code == app.EUNAVAILABLE:
+		s.log.Warn("rebind: dependency unavailable", "err", err, "request_id", RequestID(ctx))
+		s.renderCodePage(c, s.rebindCodeStep(f), codeAnswer{status: http.StatusServiceUnavailable, errMsg: app.ErrorMessage(err) + "请稍后重新获取验证码再试。"})
 	default:
-		s.renderBindResult(c, f, res, err, "换绑成功",
-			"原学号/工号的企业微信账号已删除。请用同一个微信重新关注加入，即可使用新学号/工号。")
+		s.bindOutcome(c, f, res, err, "/bind/migrate")
 	}
 }
 
-// renderAlreadyBound shows res.AlreadyBound: the follow page while it is pending, else a message.
-func (s *Server) renderAlreadyBound(c *gin.Context, res *app.BindResult) {
-	b := res.AlreadyBound
+// renderRebindPending shows a 换绑 whose code was accepted but whose WeCom steps are not done:
+// a retry button continues it. err is the failure just met (nil: a GET of the page).
+func (s *Server) renderRebindPending(c *gin.Context, status int, err error) {
+	msg := "企业微信暂未完成换绑。"
+	if err != nil {
+		msg = app.ErrorMessage(err)
+	}
+	s.renderPage(c, status, "conflict", &pageView{Title: "换绑未完成", Icon: "wait",
+		Paragraphs: []string{msg, "验证码已通过，本次换绑已记录，无需重新获取验证码。请稍后点击“重试”继续完成换绑。"},
+		Action:     "/bind/migrate", Submit: "重试"})
+}
+
+// renderAlreadyBound shows st.AlreadyBound: the follow page while it is pending, else a message.
+func (s *Server) renderAlreadyBound(c *gin.Context, st *app.BindResult) {
+	b := st.AlreadyBound
 	v := &pageView{Title: "该学号/工号已绑定", Icon: "info", Binding: bindingViewOf(b)}
 	if b.Status == app.StatusPending {
 		v.Paragraphs = []string{"你已完成注册，但还没有加入企业微信。请按下方指引关注加入；如果注册时填写的不是当前微信绑定的手机号，加入时企业微信会打开“身份验证”页面，输入短信验证码即可。"}
-		v.QRCodeURL = res.QRCodeURL
+		v.QRCodeURL = st.QRCodeURL
 		s.renderPage(c, http.StatusOK, "follow", v)
 		return
 	}
@@ -222,17 +301,17 @@ func (s *Server) renderAlreadyBound(c *gin.Context, res *app.BindResult) {
 	s.renderMessage(c, http.StatusOK, v)
 }
 
-// renderFollow shows res.Binding, bound now: the follow page (join QR code and invitation), or a
-// success message for a member who had already joined.
-func (s *Server) renderFollow(c *gin.Context, res *app.BindResult, title string, extra ...string) {
-	b := res.Binding
+// renderFollow shows the binding this flow made (st.AlreadyBound, read back): the follow page
+// (join QR code and invitation), or a success message for a member who has joined already.
+func (s *Server) renderFollow(c *gin.Context, st *app.BindResult, title string, extra ...string) {
+	b := st.AlreadyBound
 	if b.Status == app.StatusActive {
-		// An admin-imported member who had already joined: nothing left to do.
+		// An admin-imported member who had already joined, or one who joined since: nothing left to do.
 		s.renderMessage(c, http.StatusOK, &pageView{Title: title, Icon: "success", Binding: bindingViewOf(b),
 			Paragraphs: []string{"你已加入企业微信，学号/工号已绑定成功，可以直接在微信或企业微信中进入“微校园助手”。"}})
 		return
 	}
 	s.renderPage(c, http.StatusOK, "follow", &pageView{Title: title, Binding: bindingViewOf(b),
 		Paragraphs: append([]string{"企业微信账号已创建，邀请已发送到手机号 " + app.MaskMobile(b.Mobile) + "。请立即关注加入。"}, extra...),
-		QRCodeURL:  res.QRCodeURL})
+		QRCodeURL:  st.QRCodeURL})
 }

@@ -212,12 +212,15 @@ func mustNotContain(t testing.TB, what, page string, subs ...string) {
 	}
 }
 
-// cookieNamed returns the Set-Cookie of name in r, or nil.
+// cookieNamed returns the Set-Cookie of name in r, or in the redirect that led to r, or nil.
 func cookieNamed(r response, name string) *http.Cookie {
 	for _, c := range (&http.Response{Header: r.header}).Cookies() {
 		if c.Name == name {
 			return c
 		}
+	}
+	if r.via != nil {
+		return cookieNamed(*r.via, name)
 	}
 	return nil
 }

@@ -118,11 +118,11 @@ func TestRebind(t *testing.T) {
 			t.Fatalf("user/delete %d, user/create %d", d, c)
 		}
 
-		// A second click (or a reload of the POST) changes nothing.
+		// A second click (or a reload of the POST) changes nothing: the same outcome.
 		calls := len(e.sim.Calls())
 		r = m.post("/bind/migrate", url.Values{"sms_code": {code}, "csrf_token": {token}})
 		mustStatus(t, "second /bind/migrate", r, http.StatusOK)
-		mustContain(t, "second /bind/migrate", r.page(), "已绑定")
+		mustContain(t, "second /bind/migrate", r.page(), "换绑成功", newNumber)
 		if e.writeCalls() != 2 || len(e.sim.Calls()) > calls+1 { // the QR code may be fetched
 			t.Fatalf("second submit called WeCom: %+v", e.sim.Calls()[calls:])
 		}
@@ -201,10 +201,12 @@ func TestRebindCodeCooldown(t *testing.T) {
 	e := newEnv(t, withLocalBaseURL())
 	m, _ := startRebind(t, e)
 	first := e.lastSMSCode(heldMobile)
-	// Asking again at once is refused politely on the same page, and sends nothing.
+	// Asking again at once is refused politely on the code page (429: a note, not an error box,
+	// saying that the earlier code still works), and sends nothing.
 	r := m.post("/bind/migrate/code", nil)
-	mustStatus(t, "resend within cooldown", r, http.StatusOK)
-	mustContain(t, "resend within cooldown", r.page(), "过于频繁")
+	mustStatus(t, "resend within cooldown", r, http.StatusTooManyRequests)
+	mustContain(t, "resend within cooldown", r.page(), "过于频繁", "之前发送的验证码仍然有效")
+	mustNotContain(t, "resend within cooldown", r.page(), `class="err"`)
 	if !hasForm(r.page(), "/bind/migrate", "sms_code") {
 		t.Fatal("the code form must stay")
 	}

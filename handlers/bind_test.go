@@ -471,11 +471,19 @@ func TestBindOutOfOrder(t *testing.T) {
 			}
 			mustContain(t, path, r.page(), `href="/bind"`)
 		}
-		// GETs of the POST-only steps are not found or not allowed, never a 500.
+		// GETs of the steps show the flow's current step (the mobile form), never a 405 or a 500;
+		// without a flow, a restart page.
 		for _, path := range []string{"/bind/mobile", "/bind/migrate", "/bind/migrate/code"} {
-			if r := m.get(path); r.status < 400 || r.status >= 500 {
-				t.Fatalf("GET %s: %d", path, r.status)
+			r := m.get(path)
+			mustStatus(t, "GET "+path, r, http.StatusOK)
+			if !hasForm(r.page(), "/bind/mobile", "mobile") {
+				t.Fatalf("GET %s: no mobile form\n%s", path, r.body)
 			}
+			r = stranger.get(path)
+			if r.status < 400 || r.status >= 500 || r.status == http.StatusMethodNotAllowed {
+				t.Fatalf("GET %s without a flow: %d", path, r.status)
+			}
+			mustContain(t, path, r.page(), `href="/bind"`)
 		}
 		if e.writeCalls() != 0 || e.tally().SMSCodes != 0 || e.tally().Intents != 0 {
 			t.Fatalf("out-of-order steps wrote: %v", e.tally())

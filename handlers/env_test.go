@@ -207,6 +207,7 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	via    *response // the 303 a member's browser followed to get here
 }
 
 // do sends a request over real HTTP; rawQuery is put on the wire exactly as given.

@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -42,25 +44,42 @@ const (
 	flowMe     flowKind = "me"     // /me
 )
 
+// flowStep is where a flow stands: what its GET pages show (post/redirect/get, CONTRACT §7).
+type flowStep string
+
+// Flow steps; the zero step is the flow's first page (the mobile form, the verify or unbind page).
+const (
+	stepCode    flowStep = "code"    // an SMS code was asked for: the code page
+	stepPending flowStep = "pending" // 换绑 recorded with a valid code, WeCom to finish: the retry page
+	stepDone    flowStep = "done"    // bound, migrated, verified or unbound: the finished state
+)
+
 // flow is the state of one member flow, kept client-side in a signed and encrypted cookie. Only
-// one flow is in progress per browser; starting one resets it.
+// one flow is in progress per browser; starting one resets it. It holds what the GET pages need
+// besides what is stored: the step, how many codes this flow sent, and which single-use link
+// opened it.
 type flow struct {
 	Kind    flowKind `json:"k"`
 	ID      string   `json:"i"` // random; a finished flow's id is recorded server-side (app.Flow)
 	Expires int64    `json:"e"` // unix seconds
+	Step    flowStep `json:"st,omitempty"`
+	Sent    int      `json:"n,omitempty"` // SMS codes sent in this flow: a second one is "新的验证码"
+	// Link is the digest of the single-use code (tfa or OAuth) this flow redeemed: opening the
+	// same link again shows the flow's current step and redeems nothing.
+	Link string `json:"l,omitempty"`
 
 	// bind
 	Person     *app.Person `json:"p,omitempty"`
-	Mobile     string      `json:"mo,omitempty"` // normalised mobile of a pending 换绑 (verify: the bound mobile)
-	RebindFrom int64       `json:"mf,omitempty"`
-	CodeSent   bool        `json:"cs,omitempty"`
+	Mobile     string      `json:"mo,omitempty"` // normalised mobile of a 换绑 offer
+	RebindFrom int64       `json:"mf,omitempty"` // the earlier binding a 换绑 releases
 
 	// verify
 	Verify *app.VerifyState `json:"v,omitempty"`
 
-	// unbind, me (after OAuth)
-	State  string `json:"s,omitempty"` // OAuth state, single use
-	UserID string `json:"u,omitempty"`
+	// unbind, me, the verify menu entry (after OAuth)
+	State     string `json:"s,omitempty"` // OAuth state
+	UserID    string `json:"u,omitempty"`
+	BindingID int64  `json:"b,omitempty"` // unbind: the binding released
 }
 
 // flowCodec seals flows with gorilla/securecookie (AES-256 + HMAC-SHA256), keys derived from
@@ -130,6 +149,18 @@ func newState() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b)
+}
+
+// linkDigest is what a flow keeps of the single-use code in the link that opened it: enough to
+// recognise the link, nothing to replay it with.
+func linkDigest(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// seeOther answers a step that succeeded: 303 to the GET page that shows its outcome.
+func seeOther(c *gin.Context, path string) {
+	c.Redirect(http.StatusSeeOther, path)
 }
 
 // stateMatches compares OAuth states in constant time.

@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -36,6 +35,7 @@ type pageView struct {
 	Paragraphs  []string
 	Actions     []action
 	Error       string // inline error above a form
+	Note        string // information above a form (a refused resend: how long to wait)
 	CSRF        string
 	RequestID   string
 	HelpContact *helpContact // server.help_contact; nil when not set
@@ -52,6 +52,7 @@ type pageView struct {
 	Action       string // code form target
 	Submit       string // code form button
 	ResendAction string
+	ResendNote   string // next to the resend button: when it will work
 }
 
 type action struct {
@@ -174,11 +175,6 @@ func restartPage(title, msg, path string) *pageView {
 		v.Actions = []action{{Label: "返回", URL: "/me", Primary: true}}
 	}
 	return v
-}
-
-// codeSentText tells the member where the SMS code went and how long it stays valid.
-func (s *Server) codeSentText(mobile string) string {
-	return "验证码已发送到 " + app.MaskMobile(mobile) + "，" + strconv.Itoa(int(s.codeTTL.Minutes())) + " 分钟内有效。"
 }
 
 // flowExpired answers a step whose flow cookie is missing, forged or expired.

@@ -111,7 +111,40 @@ func (m *member) post(path string, fields url.Values) response {
 	return m.do(http.MethodPost, path, fields)
 }
 
+// do sends a request and follows the service's 303 redirects (post/redirect/get) to the GET page
+// they lead to, as a browser does; the answer records the redirect it followed (response.via).
 func (m *member) do(method, target string, form url.Values) response {
+	m.e.t.Helper()
+	r := m.once(method, target, form)
+	for i := 0; r.status == http.StatusSeeOther && strings.HasPrefix(r.header.Get("Location"), "/") && i < 5; i++ {
+		via := r
+		r = m.once(http.MethodGet, via.header.Get("Location"), nil)
+		r.via = &via
+		m.last = r
+	}
+	return r
+}
+
+// postOnce submits a form of the last page like post, without following a redirect.
+func (m *member) postOnce(path string, fields url.Values) response {
+	m.e.t.Helper()
+	if fields == nil {
+		fields = url.Values{}
+	}
+	if _, ok := fields["csrf_token"]; !ok {
+		fields.Set("csrf_token", hiddenValue(string(m.last.body), "csrf_token"))
+	}
+	return m.once(http.MethodPost, path, fields)
+}
+
+// getOnce fetches a path without following a redirect.
+func (m *member) getOnce(target string) response {
+	m.e.t.Helper()
+	return m.once(http.MethodGet, target, nil)
+}
+
+// once sends one request; the answer becomes the last page seen.
+func (m *member) once(method, target string, form url.Values) response {
 	m.e.t.Helper()
 	if strings.HasPrefix(target, "/") {
 		target = m.e.srv.URL + target

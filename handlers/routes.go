@@ -59,6 +59,19 @@ func (s *Server) routes(e *gin.Engine) {
 	m.POST("/unbind/confirm", s.handleUnbindConfirm)
 	m.GET("/me", s.limitOutbound, s.handleMe)
 
+	// post/redirect/get (CONTRACT §7): each POST answers 303 to the GET of its own path, which
+	// shows the flow's current step from the flow cookie and what is stored; so do the GETs of
+	// the other steps (a typed or bookmarked URL, Back). Without the flow: a restart page (4xx).
+	for _, p := range []string{"/bind/mobile", "/bind/migrate/code", "/bind/migrate"} {
+		m.GET(p, s.showBindStep)
+	}
+	for _, p := range []string{"/verify/sms", "/verify/confirm"} {
+		m.GET(p, s.showVerifyPage)
+	}
+	for _, p := range []string{"/unbind/sms", "/unbind/confirm"} {
+		m.GET(p, s.showUnbindPage)
+	}
+
 	s.adminRoutes(e)
 
 	var patterns []string

@@ -106,17 +106,25 @@ func TestUnbindOAuthState(t *testing.T) {
 	}
 	expectNotInPage(t, "forged state", r, uNumber)
 
-	// The state works once.
+	// The state redeems one code: the same return again (a reload) shows the page without
+	// redeeming anything; the state with another code is refused.
 	m = e.newMember()
 	state = e.oauthLocation(m.get("/unbind"), "/unbind")
 	code := e.sim.IssueOAuthCode(uNumber)
 	target := "/unbind?code=" + code + "&state=" + state
 	expectStatus(t, "first use", m.get(target), http.StatusOK)
+	redeemed := e.sim.CallCount("auth/getuserinfo")
 	r = m.get(target)
+	expectStatus(t, "reload", r, http.StatusOK)
+	expectForm(t, "reload", r, "/unbind/sms", "csrf_token")
+	r = m.get("/unbind?code=" + e.sim.IssueOAuthCode(uNumber) + "&state=" + state)
 	if r.status < 400 || r.status > 499 {
 		t.Fatalf("replayed state: status %d, want 4xx", r.status)
 	}
 	expectNotInPage(t, "replayed state", r, `action="/unbind/sms"`)
+	if n := e.sim.CallCount("auth/getuserinfo"); n != redeemed {
+		t.Fatalf("%d codes redeemed by the reload and the replayed state, want 0", n-redeemed)
+	}
 
 	// A fresh state with a used code: WeCom answers 40029.
 	state = e.oauthLocation(m.get("/unbind"), "/unbind")

@@ -143,7 +143,7 @@ func TestVerifyWrongMobile(t *testing.T) {
 		m := e.newMember()
 		expectStatus(t, "GET /verify?code", m.startVerify(vNumber), http.StatusOK)
 
-		for _, mobile := range []string{"13900001234", "12345", "", "1380000123x"} {
+		for _, mobile := range []string{"13900001234", "12345", "1380000123x"} {
 			r := m.post("/verify/sms", url.Values{"mobile": {mobile}})
 			expectStatus(t, "mobile "+mobile, r, http.StatusBadRequest)
 			expectForm(t, "mobile "+mobile, r, "/verify/sms", "mobile")
@@ -156,7 +156,32 @@ func TestVerifyWrongMobile(t *testing.T) {
 		}
 		// The right one still works in the same flow.
 		expectStatus(t, "right mobile", m.post("/verify/sms", url.Values{"mobile": {vMobile}}), http.StatusOK)
+		if n := e.smsSent(vMobile); n != 1 {
+			t.Fatalf("%d SMS codes sent, want 1", n)
+		}
 	})
+}
+
+// TestVerifyOneTap: the verify page sends the code to the bound mobile with one button; the form
+// keeps an optional input called mobile, which may be left empty or left out (CONTRACT §7).
+func TestVerifyOneTap(t *testing.T) {
+	for name, fields := range map[string]url.Values{"Empty": {"mobile": {""}}, "Blank": {"mobile": {"  "}}, "Omitted": {}} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, withLocalBaseURL())
+			e.createBinding(vNumber, vNumber, vMobile, app.StatusPending)
+			m := e.newMember()
+			r := m.startVerify(vNumber)
+			expectStatus(t, "GET /verify?code", r, http.StatusOK)
+			expectForm(t, "GET /verify?code", r, "/verify/sms", "mobile")
+			expectPage(t, "GET /verify?code", r, "发送验证码到 "+vMasked)
+			expectNotInPage(t, "GET /verify?code", r, vMobile, "required")
+			r = m.post("/verify/sms", fields)
+			expectStatus(t, "POST /verify/sms", r, http.StatusOK)
+			expectForm(t, "POST /verify/sms", r, "/verify/confirm", "sms_code")
+			expectPage(t, "POST /verify/sms", r, "验证码已发送到 "+vMasked)
+			expectStatus(t, "confirm", m.post("/verify/confirm", url.Values{"sms_code": {e.smsCode(vMobile, app.PurposeVerify)}}), http.StatusOK)
+		})
+	}
 }
 
 // TestVerifyWrongAndExpiredCode: a wrong code gets the code page again (400) and passes nobody;
