@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/wecampus/wecampus/app"
@@ -285,8 +286,8 @@ func (b *browser) bind(number, name, label, mobile string) {
 	b.typeInto("#password", demoPassword)
 	b.screen("cas-login")
 	b.click(`button[type="submit"]`, 200)
-	if loc := b.location(); !strings.HasPrefix(loc, b.d.base+"/bind/cas?ticket=") {
-		b.t.Errorf("after the CAS login the browser is at %s", loc)
+	if loc := b.location(); loc != b.d.base+"/bind/mobile" {
+		b.t.Errorf("after the CAS login the browser is at %s, want /bind/mobile (303 from /bind/cas)", loc)
 	}
 	b.sees("mobile form", []string{"绑定手机号", "当前身份：" + name + "（" + label + " " + number + "）", "不是你？切换账号", "重新点击菜单“注册绑定”"})
 	b.screen("bind-mobile")
@@ -414,7 +415,7 @@ func TestBrowserVerify(t *testing.T) {
 	if loc := b.location(); !strings.HasPrefix(loc, d.base+"/verify?code=") {
 		t.Errorf("the verification redirect is at %s", loc)
 	}
-	b.sees("verify mobile", []string{"关注身份验证", "138****0102", "获取验证码"}, "13800000102")
+	b.sees("verify mobile", []string{"关注身份验证", "发送验证码到 138****0102"}, "13800000102")
 	b.screen("verify-mobile")
 
 	b.typeInto(`input[name="mobile"]`, "13800009999")
@@ -481,10 +482,20 @@ func TestBrowserUnbind(t *testing.T) {
 		t.Errorf("the WeCom member still exists after unbind (%s)", m)
 	}
 
-	// Back through the menu: no binding any more.
+	// The menu's 解除绑定 again: the finished state, not an error.
 	b.open("/demo", 200)
 	b.click(`a[href="`+d.base+`/unbind"]`, 200)
-	b.sees("unbind again", []string{"企业微信网页授权(模拟)", "还不是企业微信成员"})
+	b.sees("unbind again", []string{"已解除绑定", "2021000103", "绑定新的学号/工号"}, "13800000103")
+	b.screen("unbind-again")
+
+	// Once the flow cookie is gone (it lasts 15 minutes; here it is deleted), the menu goes
+	// through OAuth: the member is no longer a member of the corp.
+	if _, err := chromedp.Call(b.ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: "wecampus_flow", URL: d.base}); err != nil {
+		t.Fatal(err)
+	}
+	b.open("/demo", 200)
+	b.click(`a[href="`+d.base+`/unbind"]`, 200)
+	b.sees("unbind later", []string{"企业微信网页授权(模拟)", "还不是企业微信成员"})
 	b.screen("unbind-again-authorize")
 	b.click(`form[action="/demo/oauth/pick"]:last-of-type button`, 404)
 	b.sees("not a member", []string{"还不是本单位企业微信成员"})

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -351,4 +353,47 @@ func textOf(n *html.Node) string {
 	}
 	walk(n)
 	return b.String()
+}
+
+// effects is what the service did that a reload or Back must not do again.
+type effects struct {
+	Posts int // POST requests the service answered (wecampus_http_requests_total)
+	SMS   int // SMS codes sent (the console's counts)
+	WeCom int // WeCom API calls but gettoken (the console's counts)
+}
+
+var postMetric = regexp.MustCompile(`(?m)^wecampus_http_requests_total\{[^}]*method="POST"[^}]*\} ([0-9]+)$`)
+
+// effects reads the counters of what the service did so far: POSTs from /metrics, SMS codes and
+// WeCom calls from the console.
+func (d *demo) effects(t *testing.T) effects {
+	t.Helper()
+	var e effects
+	resp, err := http.Get(d.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	for _, m := range postMetric.FindAllStringSubmatch(string(b), -1) {
+		n, _ := strconv.Atoi(m[1])
+		e.Posts += n
+	}
+	doc := d.console(t)
+	for _, row := range rows(find(doc, "section", "id", "sms")) {
+		if len(row) >= 5 {
+			n, _ := strconv.Atoi(row[4])
+			e.SMS += n
+		}
+	}
+	for _, row := range rows(find(doc, "section", "id", "wecom-calls")) {
+		if len(row) >= 2 && row[0] != "gettoken" {
+			n, _ := strconv.Atoi(row[1])
+			e.WeCom += n
+		}
+	}
+	return e
 }

@@ -65,8 +65,10 @@ func (s *Server) renderCodePage(c *gin.Context, st codeStep, a codeAnswer) {
 		v.Note = a.note + "之前发送的验证码仍然有效，可以直接输入。"
 	case a.note != "":
 		v.Note = a.note
-	case cs.Wait > 0:
+	case cs.Wait > 0 && cs.Usable:
 		v.ResendNote = fmt.Sprintf("没有收到？%d 秒后可以重新获取。", int(cs.Wait.Seconds())+1)
+	case cs.Wait > 0:
+		v.ResendNote = fmt.Sprintf("%d 秒后可以重新获取。", int(cs.Wait.Seconds())+1)
 	}
 	s.renderPage(c, a.status, "code", v)
 }

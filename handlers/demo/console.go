@@ -69,6 +69,13 @@ type menuItem struct {
 
 type smsRow struct {
 	Mobile, Purpose, Code, At string
+	Count                     int
+}
+
+// apiRow counts the calls the WeCom simulator received for one endpoint.
+type apiRow struct {
+	Endpoint string
+	Count    int
 }
 
 type bindingRow struct {
@@ -101,6 +108,7 @@ type consoleView struct {
 	Rows      []identityRow
 	Menu      []menuItem
 	SMS       []smsRow
+	APICalls  []apiRow // by endpoint, in order of first call
 	Bindings  []bindingRow
 	Events    []eventRow
 	Messages  []messageRow
@@ -160,8 +168,9 @@ func (c *Console) consoleView(r *http.Request) *consoleView {
 	v.Menu = c.menuItems()
 	for _, s := range c.cfg.SMS.Sends() {
 		code, _ := c.cfg.SMS.Last(s.Mobile)
-		v.SMS = append(v.SMS, smsRow{Mobile: app.MaskMobile(s.Mobile), Purpose: cmp.Or(purposeText[s.Purpose], string(s.Purpose)), Code: code, At: clock(s.At)})
+		v.SMS = append(v.SMS, smsRow{Mobile: app.MaskMobile(s.Mobile), Purpose: cmp.Or(purposeText[s.Purpose], string(s.Purpose)), Code: code, At: clock(s.At), Count: s.Count})
 	}
+	v.APICalls = c.apiCalls()
 	c.addBindings(ctx, v)
 	msgs := c.cfg.WeCom.Messages()
 	for i := len(msgs) - 1; i >= 0 && len(v.Messages) < maxMessages; i-- {
@@ -173,6 +182,21 @@ func (c *Console) consoleView(r *http.Request) *consoleView {
 		v.Callbacks = append(v.Callbacks, callbackRow{Path: cb.Path, Kind: cb.Kind, UserID: cb.UserID, Status: cb.Status, At: clock(cb.At)})
 	}
 	return v
+}
+
+// apiCalls counts the calls the WeCom simulator received, by endpoint: what a reload or Back
+// must not repeat shows here.
+func (c *Console) apiCalls() []apiRow {
+	var out []apiRow
+	for _, call := range c.cfg.WeCom.Calls() {
+		i := slices.IndexFunc(out, func(r apiRow) bool { return r.Endpoint == call.Endpoint })
+		if i < 0 {
+			i = len(out)
+			out = append(out, apiRow{Endpoint: call.Endpoint})
+		}
+		out[i].Count++
+	}
+	return out
 }
 
 // menuItems flattens the app menu: one item per leaf button.

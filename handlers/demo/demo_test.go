@@ -319,7 +319,8 @@ func TestSMSRecorder(t *testing.T) {
 		t.Fatal("a failed send reported success")
 	}
 	got := r.Sends()
-	if len(got) != 2 || got[0].Mobile != "13800000001" || got[0].Purpose != app.PurposeRebind || got[1].Mobile != "13800000002" {
+	if len(got) != 2 || got[0].Mobile != "13800000001" || got[0].Purpose != app.PurposeRebind || got[0].Count != 2 ||
+		got[1].Mobile != "13800000002" || got[1].Count != 1 {
 		t.Fatalf("sends = %+v", got)
 	}
 	if code, ok := r.Last("13800000001"); !ok || code != "333333" {

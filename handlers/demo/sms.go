@@ -28,11 +28,13 @@ type SMSRecorder struct {
 	sends []Send
 }
 
-// Send is one code sent through an SMSRecorder; the code itself stays in the provider.
+// Send is the latest code sent to a mobile through an SMSRecorder; the code itself stays in
+// the provider.
 type Send struct {
 	Mobile  string
 	Purpose app.Purpose
 	At      time.Time
+	Count   int // codes sent to the mobile so far, of every purpose
 }
 
 var _ CodeLog = (*SMSRecorder)(nil)
@@ -47,8 +49,14 @@ func (r *SMSRecorder) Send(ctx context.Context, mobile, code string, purpose app
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sends = slices.DeleteFunc(r.sends, func(s Send) bool { return s.Mobile == mobile })
-	r.sends = slices.Insert(r.sends, 0, Send{Mobile: mobile, Purpose: purpose, At: time.Now()})
+	n := 1
+	r.sends = slices.DeleteFunc(r.sends, func(s Send) bool {
+		if s.Mobile == mobile {
+			n += s.Count
+		}
+		return s.Mobile == mobile
+	})
+	r.sends = slices.Insert(r.sends, 0, Send{Mobile: mobile, Purpose: purpose, At: time.Now(), Count: n})
 	if len(r.sends) > maxSends {
 		r.sends = r.sends[:maxSends]
 	}
