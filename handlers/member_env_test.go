@@ -111,18 +111,29 @@ func (m *member) post(path string, fields url.Values) response {
 	return m.do(http.MethodPost, path, fields)
 }
 
-// do sends a request and follows the service's 303 redirects (post/redirect/get) to the GET page
-// they lead to, as a browser does; the answer records the redirect it followed (response.via).
+// do sends a request; on the member flows' pages it follows the service's 303 redirects
+// (post/redirect/get) to the GET page they lead to, as a browser does, and the answer records the
+// redirect it followed (response.via). The admin console's tests check its 303s themselves.
 func (m *member) do(method, target string, form url.Values) response {
 	m.e.t.Helper()
 	r := m.once(method, target, form)
-	for i := 0; r.status == http.StatusSeeOther && strings.HasPrefix(r.header.Get("Location"), "/") && i < 5; i++ {
+	for i := 0; r.status == http.StatusSeeOther && memberFlowPage(r.header.Get("Location")) && i < 5; i++ {
 		via := r
 		r = m.once(http.MethodGet, via.header.Get("Location"), nil)
 		r.via = &via
 		m.last = r
 	}
 	return r
+}
+
+// memberFlowPage reports whether path is a page of the member flows (bind, verify, unbind, me).
+func memberFlowPage(path string) bool {
+	for _, p := range []string{"/bind", "/verify", "/unbind", "/me"} {
+		if path == p || strings.HasPrefix(path, p+"/") || strings.HasPrefix(path, p+"?") {
+			return true
+		}
+	}
+	return false
 }
 
 // postOnce submits a form of the last page like post, without following a redirect.
