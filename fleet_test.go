@@ -88,7 +88,7 @@ func TestFleetSharesRedis(t *testing.T) {
 	each(40, func(d *deps, i int) {
 		var err error
 		if i/2%2 == 0 {
-			err = d.wecom.SendText(ctx, "zs", "hi")
+			err = d.wecom.SendText(ctx, "zs", "hi", 0)
 		} else {
 			_, err = d.wecom.UserIDByMobile(ctx, "13800000001")
 		}
@@ -147,7 +147,7 @@ func TestFleetSharesRedis(t *testing.T) {
 	if err := fleet[1].svc.SendCode(ctx, "13800000005", app.PurposeVerify, ""); err != nil {
 		t.Fatalf("send with Redis cut: %v", err)
 	}
-	if err := fleet[1].wecom.SendText(ctx, "zs", "still here"); err != nil {
+	if err := fleet[1].wecom.SendText(ctx, "zs", "still here", 0); err != nil {
 		t.Errorf("WeCom call with Redis cut: %v", err)
 	}
 	for _, d := range fleet {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -304,8 +305,8 @@ func (s *Service) InviteAsAdmin(ctx context.Context, a *Admin, number, reason st
 
 // RepairAsAdmin settles the open intent of number now by reading WeCom, as the background repair
 // would (intent.go): the binding is stored if the member exists, the intent closed if not. An
-// intent younger than the repair's grace period may still be in progress and is left alone
-// (ECONFLICT). It returns what happened, for the page.
+// intent a request still works on (its claim runs) is left alone (ECONFLICT). It returns what
+// happened, for the page.
 func (s *Service) RepairAsAdmin(ctx context.Context, a *Admin, number, reason string) (string, error) {
 	reason, err := checkAdminAction(a, reason)
 	if err != nil {
@@ -317,16 +318,17 @@ func (s *Service) RepairAsAdmin(ctx context.Context, a *Admin, number, reason st
 	} else if err != nil {
 		return "", err
 	}
-	if age := s.now().Sub(in.CreatedAt); age < intentStale {
-		return "", Errorf(ECONFLICT, "该办理记录创建于 %d 秒前，可能仍在进行中；请 %d 分钟后再修复。",
-			int(age.Seconds()), int(intentStale.Minutes()))
+	if now := s.now(); !in.idle(now) {
+		return "", Errorf(ECONFLICT, "该办理记录正由一个请求处理中；请约 %d 秒后再修复。", waitSeconds(in.busyFor(now)))
 	}
 	var bindingID int64
 	if bs, err := s.Store.FindBindingsByNumber(ctx, number); err == nil && len(bs) > 0 {
 		bindingID = bs[0].ID
 	}
 	if err := s.resolveIntent(ctx, in); err != nil {
-		err = Wrap(EUNAVAILABLE, err, "暂时无法读取企业微信，修复未完成，请稍后再试。")
+		if !errors.Is(err, errClaimLost) && !errors.Is(err, errNotSettled) { // those say how long to wait
+			err = Wrap(EUNAVAILABLE, err, "暂时无法读取企业微信，修复未完成，请稍后再试。")
+		}
 		s.auditFailure(ctx, a, number, bindingID, "repair ("+reason+")", err)
 		return "", err
 	}

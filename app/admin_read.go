@@ -145,7 +145,7 @@ type PersonFile struct {
 	SMS      []*SMSCode // codes sent to the bindings' mobiles or requested by the number, newest first
 	Member   WeComMemberState
 	Intent   *Intent // the open intent, if any
-	// IntentStale is set when Intent is old enough to be repaired now.
+	// IntentStale is set when no request works on Intent: it can be repaired now.
 	IntentStale bool
 }
 
@@ -184,7 +184,7 @@ func (s *Service) ViewPerson(ctx context.Context, a *Admin, number string) (*Per
 	if p.SMS, err = s.Store.FindSMSCodes(ctx, mobilesOf(p.Bindings), number, personSMSMax); err != nil {
 		return nil, err
 	}
-	p.IntentStale = p.Intent != nil && s.now().Sub(p.Intent.CreatedAt) >= intentStale
+	p.IntentStale = p.Intent != nil && p.Intent.idle(s.now())
 	p.Member = s.readMember(ctx, p)
 	return p, nil
 }

@@ -9,7 +9,7 @@ import (
 // de-duplication records are kept.
 const (
 	defaultTick = 5 * time.Second
-	repairEvery = time.Minute
+	repairEvery = 30 * time.Second // an intent a dead replica held is repaired within lease + this
 	purgeEvery  = time.Hour
 	inboundKeep = 24 * time.Hour // de-dup records outlive WeCom's retries (seconds) by far
 )
@@ -17,7 +17,7 @@ const (
 // RunBackground runs the service's periodic work until ctx ends; each step logs its own failure
 // and the loop goes on:
 //   - DeliverOutbox at every tick (default 5 s), and at once after a callback queued a message;
-//   - RepairIntents every minute;
+//   - RepairIntents every 30 s (any replica: each intent is claimed by one);
 //   - PurgeInboundSeen and the retention Purge every hour (retention.*; hourly so that SMS rows
 //     lose their IP soon after the per-IP window no longer counts them).
 func (s *Service) RunBackground(ctx context.Context, tick time.Duration) {

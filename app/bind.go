@@ -21,11 +21,8 @@ type Person struct {
 	NameCut bool `json:"nc,omitempty"`
 }
 
-// Member-facing messages used by more than one step.
-const (
-	msgMobileInvalid  = "手机号格式不正确：请填写 11 位中国大陆手机号。"
-	msgBindInProgress = "正在为你办理绑定，请稍等几秒后再次提交查看结果。"
-)
+// msgMobileInvalid refuses a mobile that is not one.
+const msgMobileInvalid = "手机号格式不正确：请填写 11 位中国大陆手机号。"
 
 // Login is the outcome of a CAS login on the bind pages.
 type Login struct {
@@ -178,7 +175,7 @@ func (s *Service) bind(ctx context.Context, p *Person, mobile string) (*BindResu
 		s.abandonIntent(ctx, intent, resultAlreadyBound)
 		return s.alreadyBound(b), nil
 	} else if ErrorCode(err) != ENOTFOUND {
-		return nil, err
+		return nil, s.keepOpen(ctx, intent, err)
 	}
 	// From here on WeCom is written: finish even if the member closes the page (each WeCom call
 	// has its own deadline).
@@ -203,44 +200,93 @@ func (s *Service) mobileConflict(name, key, number, mobile string, holder *Bindi
 	return c
 }
 
-// createMember performs the WeCom write of intent and stores the binding.
+// createMember performs the WeCom write of intent (claimed by this request) and stores the
+// binding. An intent tried before is read first: an earlier try may have created the member,
+// which is then adopted as it is (no second user/create, no second invitation).
 func (s *Service) createMember(ctx context.Context, in *Intent) (*BindResult, error) {
+	if in.Tries > 1 {
+		if res, done, err := s.readBeforeCreate(ctx, in); done {
+			return res, err
+		}
+	}
+	if err := s.holdIntent(ctx, in); err != nil {
+		return s.failIntent(ctx, in, err)
+	}
 	member := Member{UserID: in.UserID, Name: in.Name, Mobile: in.Mobile, Department: []int64{in.Department}}
 	err := s.WeCom.CreateUser(ctx, member)
-	status := StatusPending
 	switch code := WeComCode(err); {
 	case err == nil:
 	case code == WeComUserIDExists:
-		return s.adoptAndComplete(ctx, in, member)
+		return s.adoptAndComplete(ctx, in, nil)
 	case code == WeComMobileExists:
 		return s.mobileHeldInWeCom(ctx, in)
 	case code == WeComMobileInvalid:
 		s.abandonIntent(ctx, in, resultFailed) // nothing was written in WeCom
 		return nil, Errorf(EINVALID, "企业微信不接受该手机号，请检查后重新填写。")
 	case isUnknown(err):
-		// The create may have happened: read, never create blindly again.
-		m, gerr := s.WeCom.GetUser(ctx, in.UserID)
-		switch {
-		case gerr == nil && (m.Mobile == "" || m.Mobile == in.Mobile):
-			// created by our call
-		case WeComCode(gerr) == WeComUserNotFound:
-			return s.failIntent(ctx, in, &WeComError{Op: "user/create", Code: WeComBusy, Msg: "not created after timeout"})
-		default:
-			return s.failIntent(ctx, in, err)
-		}
+		return s.createUnknown(ctx, in, err)
 	default:
 		return s.failIntent(ctx, in, err)
 	}
-	b, err := s.completeIntent(ctx, in, status, "bind")
+	b, err := s.completeIntent(ctx, in, StatusPending, "bind")
 	if err != nil {
 		return nil, err
 	}
 	return s.boundNow(b), nil
 }
 
-// adoptAndComplete adopts the existing member of in's userid and stores the binding.
-func (s *Service) adoptAndComplete(ctx context.Context, in *Intent, want Member) (*BindResult, error) {
-	st, err := s.adoptMember(ctx, in, want)
+// readBeforeCreate reads the member of an intent tried before. done is false when the member
+// does not exist and no earlier write can land any more: create it then.
+func (s *Service) readBeforeCreate(ctx context.Context, in *Intent) (_ *BindResult, done bool, _ error) {
+	if !in.claim.absent {
+		m, err := s.WeCom.GetUser(ctx, in.UserID)
+		switch {
+		case err == nil:
+			res, err := s.adoptAndComplete(ctx, in, m)
+			return res, true, err
+		case WeComCode(err) != WeComUserNotFound:
+			res, err := s.failIntent(ctx, in, err)
+			return res, true, err
+		}
+		in.claim.absent = true
+	}
+	if wait := s.settleWait(in); wait > 0 {
+		res, err := s.failIntent(ctx, in, notSettled(wait))
+		return res, true, err
+	}
+	return nil, false, nil
+}
+
+// createUnknown settles a user/create whose outcome is unknown by reading, never by creating
+// again: a member with the intent's mobile is the one created. None yet keeps the intent open,
+// since WeCom may still land the create: a later read (the member's retry, the repair) settles it
+// once intentSettle has passed.
+func (s *Service) createUnknown(ctx context.Context, in *Intent, cerr error) (*BindResult, error) {
+	s.unsure(in)
+	m, err := s.WeCom.GetUser(ctx, in.UserID)
+	switch {
+	case err == nil && (m.Mobile == "" || m.Mobile == in.Mobile):
+		b, err := s.completeIntent(ctx, in, StatusPending, "bind")
+		if err != nil {
+			return nil, err
+		}
+		return s.boundNow(b), nil
+	case WeComCode(err) == WeComUserNotFound:
+		return s.failIntent(ctx, in, notSettled(intentSettle))
+	}
+	return s.failIntent(ctx, in, cerr)
+}
+
+// adoptAndComplete adopts the existing member of in's userid (m, or read now when nil) and stores
+// the binding.
+func (s *Service) adoptAndComplete(ctx context.Context, in *Intent, m *Member) (*BindResult, error) {
+	if m == nil {
+		var err error
+		if m, err = s.WeCom.GetUser(ctx, in.UserID); err != nil {
+			return s.failIntent(ctx, in, err)
+		}
+	}
+	st, err := s.adoptMember(ctx, in, m)
 	if err != nil {
 		return s.failIntent(ctx, in, err)
 	}
@@ -251,14 +297,13 @@ func (s *Service) adoptAndComplete(ctx context.Context, in *Intent, want Member)
 	return s.boundNow(b), nil
 }
 
-// adoptMember handles 60102: the userid exists in WeCom, e.g. imported by an admin. A member that
-// has not joined, or joined with the same (or no) mobile, is updated and invited; one that joined
-// with another mobile is refused. It returns the binding status to store, or "" with an error.
-func (s *Service) adoptMember(ctx context.Context, in *Intent, want Member) (Status, error) {
-	m, err := s.WeCom.GetUser(ctx, in.UserID)
-	if err != nil {
-		return "", err
-	}
+// adoptMember handles a member m that exists under in's userid: after 60102 (e.g. imported by an
+// admin), or found by reading an intent tried before. One that an earlier try of this intent
+// created (its mobile and name are the intent's) was invited by that user/create and is taken as
+// it is. Otherwise a member that has not joined, or joined with the same (or no) mobile, is
+// updated and invited; one that joined with another mobile is refused. It returns the binding
+// status to store, or "" with an error.
+func (s *Service) adoptMember(ctx context.Context, in *Intent, m *Member) (Status, error) {
 	if m.Status == 2 {
 		// user/update without enable would leave it disabled: the member could never join.
 		return "", Errorf(ECONFLICT, "你的企业微信账号（%s）已被停用，无法自助绑定。请联系学校信息化管理部门启用后再试。", MaskNumber(m.UserID))
@@ -267,9 +312,15 @@ func (s *Service) adoptMember(ctx context.Context, in *Intent, want Member) (Sta
 	if joined && m.Mobile != "" && m.Mobile != in.Mobile {
 		return "", Errorf(ECONFLICT, "你的账号已在企业微信中以手机号 %s 加入，与填写的 %s 不一致。请填写 %s，或在企业微信中修改手机号后再试。", MaskMobile(m.Mobile), MaskMobile(in.Mobile), MaskMobile(m.Mobile))
 	}
-	upd := MemberUpdate{UserID: m.UserID, Name: want.Name, Department: want.Department}
+	if in.Tries > 1 && m.Mobile == in.Mobile && m.Name == in.Name {
+		return memberStatus(m), nil
+	}
+	upd := MemberUpdate{UserID: m.UserID, Name: in.Name, Department: []int64{in.Department}}
 	if m.Mobile != in.Mobile {
 		upd.Mobile = in.Mobile
+	}
+	if err := s.holdIntent(ctx, in); err != nil {
+		return "", err
 	}
 	if err := s.WeCom.UpdateUser(ctx, upd); err != nil {
 		if WeComCode(err) == WeComMobileExists {
@@ -279,6 +330,9 @@ func (s *Service) adoptMember(ctx context.Context, in *Intent, want Member) (Sta
 	}
 	if joined {
 		return StatusActive, nil
+	}
+	if err := s.holdIntent(ctx, in); err != nil {
+		return "", err
 	}
 	if err := s.WeCom.Invite(ctx, m.UserID); err != nil {
 		s.log().Warn("invite after adopting member failed; WeCom re-invites daily", "userid", m.UserID, "err", err)
@@ -297,7 +351,7 @@ func (s *Service) mobileHeldInWeCom(ctx context.Context, in *Intent) (*BindResul
 	holderID, err := s.WeCom.UserIDByMobile(ctx, in.Mobile)
 	if err == nil && strings.EqualFold(holderID, in.UserID) {
 		// Our own userid holds the mobile (WeCom checked the mobile first): adopt it as on 60102.
-		return s.adoptAndComplete(ctx, in, Member{UserID: in.UserID, Name: in.Name, Mobile: in.Mobile, Department: []int64{in.Department}})
+		return s.adoptAndComplete(ctx, in, nil)
 	}
 	s.closeIntent(ctx, in, resultMobileTaken) // nothing was written in WeCom
 	if err != nil {

@@ -170,21 +170,38 @@ func TestBind(t *testing.T) {
 	})
 
 	t.Run("ConflictWhileAnotherRequestIsOpen", func(t *testing.T) {
-		// A concurrent request for the same number holds a fresh intent: wait, never write twice.
+		// A concurrent request (on any replica) holds the intent's claim: wait as long as the
+		// claim says, never read or write WeCom for it.
 		f := newFixture(t, 0)
 		p := student("2021123456", "张三")
+		until := f.clock.now().Add(25 * time.Second)
 		if err := f.db.CreateIntent(f.ctx, &app.Intent{Op: app.OpBind, Number: p.Number, UserID: p.UserID, Mobile: "13800001234",
-			Name: p.Name, Type: p.Type, Department: 2, CreatedAt: f.clock.now()}); err != nil {
+			Name: p.Name, Type: p.Type, Department: 2, CreatedAt: f.clock.now(), ClaimOwner: "other", ClaimUntil: &until, Tries: 1}); err != nil {
 			t.Fatal(err)
 		}
-		f.clock.advance(time.Minute)
+		f.clock.advance(4 * time.Second)
 		res, err := f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
-		if app.ErrorCode(err) != app.ECONFLICT || res != nil || !strings.Contains(app.ErrorMessage(err), "正在为你办理") {
+		if app.ErrorCode(err) != app.ECONFLICT || res != nil || !strings.Contains(app.ErrorMessage(err), "正在为你办理绑定，请约 25 秒后") {
 			t.Fatalf("%+v %v", res, err)
 		}
-		if f.writes() != 0 {
-			t.Fatal("WeCom written while another request is in progress")
+		if n := len(f.sim.Calls()); n != 0 {
+			t.Fatalf("%d WeCom calls while another request is in progress", n)
 		}
+
+		// The other request died after its user/create: once its claim ran out, a retry
+		// resolves the intent at once by reading, and adopts the member as it is.
+		if err := f.sim.AddMember(wecomtest.Member{UserID: p.UserID, Name: p.Name, Mobile: "13800001234", Department: []int64{2}, Status: 4}); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.advance(25 * time.Second)
+		res, err = f.svc.Bind(f.ctx, f.flow(), p, "13800001234")
+		if err != nil || res.AlreadyBound == nil || res.AlreadyBound.Status != app.StatusPending {
+			t.Fatalf("retry after the claim ran out: %+v %v", res, err)
+		}
+		if f.writes() != 0 {
+			t.Fatal("the retry wrote to WeCom")
+		}
+		f.wantIntents("bound")
 	})
 }
 

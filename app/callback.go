@@ -12,7 +12,8 @@ import (
 // side effects (subscribe, change_contact) are applied in one transaction together with a durable
 // de-duplication record, so a delivery that WeCom retries is applied exactly once. Nothing slow
 // happens here: the welcome message goes to the outbox and is sent by RunBackground.
-// An error means the effect was not applied and WeCom should retry (the handler answers 500).
+// An error means the effect was not applied and WeCom should retry (the handler answers 503 for
+// a dependency failure, 500 for a fault). Inbound.Stored tells the deliveries with effects.
 func (s *Service) HandleInbound(ctx context.Context, in *Inbound) (Reply, error) {
 	if in.MsgType == "event" && in.Event == "change_contact" {
 		return Reply{}, s.applyOnce(ctx, in, s.applyChangeContact)

@@ -47,8 +47,11 @@ func Wrap(code string, err error, message string) *Error {
 	return &Error{Code: code, Message: message, Err: err}
 }
 
-// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any other error,
-// and "" for nil.
+// ErrorCode returns the code of the first *Error in err's chain; for any other error EUNAVAILABLE
+// when it is a dependency failure worth retrying later (WeComTemporary: busy, a frequency or
+// concurrency limit, an unknown outcome), else EINTERNAL; and "" for nil. Stores report a
+// database they cannot reach as an *Error with EUNAVAILABLE, so every such failure maps to 503
+// wherever it surfaces.
 func ErrorCode(err error) string {
 	if err == nil {
 		return ""
@@ -56,6 +59,9 @@ func ErrorCode(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code
+	}
+	if WeComTemporary(err) {
+		return EUNAVAILABLE
 	}
 	return EINTERNAL
 }
@@ -67,8 +73,14 @@ func ErrorMessage(err error) string {
 		return ""
 	}
 	var e *Error
-	if errors.As(err, &e) && e.Code != EINTERNAL {
+	switch {
+	case errors.As(err, &e) && e.Code != EINTERNAL:
 		return e.Message
+	case e == nil && WeComTemporary(err):
+		return msgWeComBusy
 	}
 	return "系统内部错误，请稍后再试。"
 }
+
+// msgWeComBusy is the message of a WeCom failure worth retrying later.
+const msgWeComBusy = "企业微信系统繁忙，请稍后再试。"

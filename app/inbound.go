@@ -71,6 +71,13 @@ func (in *Inbound) DedupKey() string {
 	return b.String()
 }
 
+// Stored reports whether HandleInbound applies in in a database transaction: the events with
+// side effects (change_contact on either channel, subscribe on the app's). Everything else is
+// answered from memory.
+func (in *Inbound) Stored() bool {
+	return in.MsgType == "event" && (in.Event == "change_contact" || (in.Event == "subscribe" && in.Channel != ChannelContacts))
+}
+
 // Kind is a short label for metrics: the event name, or the message type.
 func (in *Inbound) Kind() string {
 	switch {

@@ -22,12 +22,13 @@ const (
 )
 
 // Intent is written before a WeCom member write so that a crash between the WeCom call and the
-// binding insert can be repaired: an open intent older than intentStale is resolved by reading
+// binding insert can be repaired: an open intent no request works on is resolved by reading
 // WeCom, never by blindly writing again.
 //
-// Life cycle: openIntent → (WeCom write) → completeIntent (binding stored, intent closed in one
-// transaction) or failIntent/abandonIntent (nothing written, intent closed); an intent left open
-// by a crash or an unknown outcome is settled by resolveIntent (RepairIntents or a later request).
+// Life cycle: openIntent (claimed by the request) → (WeCom write) → completeIntent (binding
+// stored, intent closed in one transaction) or failIntent/abandonIntent (nothing written, intent
+// closed); an intent left open by a crash or an unknown outcome is settled by resolveIntent
+// (RepairIntents or a later request), under a claim of its own (intent_claim.go).
 type Intent struct {
 	ID         int64
 	Op         IntentOp
@@ -42,6 +43,18 @@ type Intent struct {
 	Result     string
 	CreatedAt  time.Time
 	DoneAt     *time.Time
+
+	// ClaimOwner names the request or repair working on the intent ("" when none) and ClaimUntil
+	// when its claim runs out: another replica may take the intent over after that (its worker
+	// died). Tries counts the claims, 1 for the request that opened it.
+	ClaimOwner string
+	ClaimUntil *time.Time
+	Tries      int
+	// SettleAt, when set, is when a read that finds no member may be believed: a WeCom write of
+	// this intent had an unknown outcome, and WeCom may land it late.
+	SettleAt *time.Time
+
+	claim claimState // this process's claim, when it holds one
 }
 
 // outlivesFailure reports whether the intent stays open when an attempt ends without a new
@@ -59,41 +72,44 @@ const (
 	resultNotReleased  = "not_released"  // the repair found a 换绑's old member still there
 )
 
-// intentStale is how long an open intent may stay open before another request may resolve it by
-// reading WeCom (a crashed process, a request that timed out mid-way).
-const intentStale = 2 * time.Minute
-
-// openIntent records the intent of a WeCom write for a number. If another one is open, a fresh
-// one means a concurrent request (409); a stale one is resolved first; a 换绑 waiting for its new
-// member is resumed with the new request's data.
+// openIntent records the intent of a WeCom write for a number, claimed by this request. If
+// another one is open, a request working on it means a concurrent request (409 with the wait);
+// one nobody works on is resolved first, by reading WeCom; a 换绑 waiting for its new member is
+// resumed with the new request's data.
 func (s *Service) openIntent(ctx context.Context, in *Intent) (*Intent, error) {
-	in.CreatedAt = s.now()
+	s.newClaim(in)
 	err := s.Store.CreateIntent(ctx, in)
-	if err == nil {
+	if ErrorCode(err) != ECONFLICT {
+		if err != nil {
+			return nil, err
+		}
 		return in, nil
 	}
-	if ErrorCode(err) != ECONFLICT {
+	open, err := s.Store.FindOpenIntent(ctx, in.Number)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, errInProgress(0) // closed meanwhile: the caller reads the outcome
+	} else if err != nil {
 		return nil, err
 	}
-	open, ferr := s.Store.FindOpenIntent(ctx, in.Number)
-	if ferr != nil {
-		return nil, Errorf(ECONFLICT, msgBindInProgress)
-	}
 	if open.Op == OpRebind && open.Mobile == in.Mobile {
-		return open, nil // retry of a 换绑 whose old member is already released
-	}
-	if s.now().Sub(open.CreatedAt) < intentStale {
-		return nil, Errorf(ECONFLICT, msgBindInProgress)
+		// Retry of a 换绑 whose old member may already be released: continue it.
+		if err := s.claimIntent(ctx, open); err != nil {
+			return nil, err
+		}
+		return open, nil
 	}
 	if err := s.resolveIntent(ctx, open); err != nil {
 		return nil, err
 	}
 	if b, err := s.liveBindingOf(ctx, in.Number); err == nil {
 		return nil, &Error{Code: ECONFLICT, Message: "该学号/工号已绑定（手机号 " + MaskMobile(b.Mobile) + "）。"}
+	} else if ErrorCode(err) != ENOTFOUND {
+		return nil, err
 	}
+	s.newClaim(in)
 	if err := s.Store.CreateIntent(ctx, in); err != nil {
 		if ErrorCode(err) == ECONFLICT {
-			return nil, Errorf(ECONFLICT, msgBindInProgress)
+			return nil, errInProgress(intentLease)
 		}
 		return nil, err
 	}
@@ -109,11 +125,13 @@ func (s *Service) closeIntent(ctx context.Context, in *Intent, result string) {
 }
 
 // abandonIntent closes in after an attempt that wrote nothing in WeCom, unless it outlives
-// failures (a 换绑).
+// failures (a 换绑, whose claim is then released).
 func (s *Service) abandonIntent(ctx context.Context, in *Intent, result string) {
-	if !in.outlivesFailure() {
-		s.closeIntent(ctx, in, result)
+	if in.outlivesFailure() {
+		s.releaseIntent(ctx, in)
+		return
 	}
+	s.closeIntent(ctx, in, result)
 }
 
 // completeIntent stores the binding of a successful WeCom write and closes the intent in one
@@ -153,6 +171,7 @@ func (s *Service) completeIntent(ctx context.Context, in *Intent, status Status,
 	}
 	if err != nil {
 		// The member exists in WeCom; the intent stays open and is repaired later.
+		s.releaseIntent(ctx, in)
 		return nil, fmt.Errorf("app: store binding of %s: %w", in.Number, err)
 	}
 	s.log().Info("bound", "number", in.Number, "userid", in.UserID, "mobile", MaskMobile(in.Mobile), "status", status)
@@ -179,13 +198,18 @@ func (s *Service) releasedByIntent(ctx context.Context, tx Store, in *Intent, ac
 }
 
 // failIntent closes an intent whose WeCom write certainly did not happen and maps err for the
-// member: temporary WeCom trouble is 503 系统繁忙; an *Error passes through.
+// member: temporary WeCom trouble is 503 系统繁忙; an *Error passes through. An unknown outcome,
+// or a 换绑 whose old member may be released, keeps the intent open (its claim released) for a
+// later read; a lost claim leaves it to the request that took it over.
 func (s *Service) failIntent(ctx context.Context, in *Intent, err error) (*BindResult, error) {
 	code := ErrorCode(err)
+	if errors.Is(err, errClaimLost) || errors.Is(err, errNotSettled) {
+		return nil, s.keepOpen(ctx, in, err)
+	}
 	if isUnknown(err) || (in.outlivesFailure() && (code == EINTERNAL || code == EUNAVAILABLE)) {
 		// Still unknown even after reading, or a 换绑 whose old member is already released and
 		// WeCom failed: leave the intent open for the repair or the member's retry.
-		return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙，请稍后重试。")
+		return nil, s.keepOpen(ctx, in, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙，请稍后重试。"))
 	}
 	// A refusal (an *Error such as a member who joined with another mobile) ends the attempt; a
 	// 换绑 then ends with the old member released, and the member binds anew.
@@ -193,27 +217,33 @@ func (s *Service) failIntent(ctx context.Context, in *Intent, err error) (*BindR
 	if code != EINTERNAL {
 		return nil, err
 	}
-	if WeComTemporary(err) {
-		return nil, Wrap(EUNAVAILABLE, err, "企业微信系统繁忙，请稍后再试。")
-	}
 	return nil, Wrap(EUNAVAILABLE, err, "创建企业微信账号失败，请稍后再试；如多次失败，请联系学校信息化管理部门。")
 }
 
-// RepairIntents resolves intents left open longer than intentStale (a crash or a lost answer
-// between the WeCom write and the binding insert) by reading WeCom: a member that exists gets its
-// binding; one that does not closes the intent, except a 换绑 whose old member is already
-// released, which is finished by creating the new member. It never creates a member blindly and
-// never touches a number that already has a live binding. It returns how many it resolved;
-// running it again resolves nothing more.
+// RepairIntents resolves the open intents no request works on (a crash, a lost answer, an
+// unknown outcome between the WeCom write and the binding insert) by reading WeCom, each under a
+// claim so that of several replicas repairing at once one takes each intent: a member that exists
+// gets its binding; one that does not closes the intent once WeCom can no longer land a late
+// write, except a 换绑 whose old member is already released, which is finished by creating the
+// new member. It never creates a member blindly and never touches a number that already has a
+// live binding. It returns how many it resolved; running it again resolves nothing more.
 func (s *Service) RepairIntents(ctx context.Context) (int, error) {
-	open, err := s.Store.FindOpenIntents(ctx, s.now().Add(-intentStale))
+	now := s.now()
+	open, err := s.Store.FindOpenIntents(ctx, now)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, in := range open {
+		if !in.idle(now) {
+			continue
+		}
 		if err := s.resolveIntent(ctx, in); err != nil {
-			s.log().Warn("repair intent", "number", in.Number, "err", err)
+			if ErrorCode(err) == ECONFLICT || errors.Is(err, errNotSettled) {
+				s.log().Debug("repair intent: not yet", "number", in.Number, "err", err)
+			} else {
+				s.log().Warn("repair intent", "number", in.Number, "err", err)
+			}
 			continue
 		}
 		n++
@@ -221,9 +251,23 @@ func (s *Service) RepairIntents(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// resolveIntent settles a stale open intent by reading WeCom: the binding is stored if the member
-// exists, the intent closed if it does not (a 换绑 is resumed instead).
+// resolveIntent settles an open intent that no request works on by reading WeCom, under a claim
+// of its own: ECONFLICT (with the wait) when another request or replica holds the intent,
+// errNotSettled when WeCom cannot tell yet. On any failure the intent stays open.
 func (s *Service) resolveIntent(ctx context.Context, in *Intent) error {
+	if err := s.claimIntent(ctx, in); err != nil {
+		return err
+	}
+	if err := s.settleIntent(ctx, in); err != nil {
+		s.releaseIntent(ctx, in)
+		return err
+	}
+	return nil
+}
+
+// settleIntent reads WeCom for a claimed intent: the binding is stored if the member exists; if
+// it does not, the intent is closed (a 换绑 resumed instead) once a late write can be ruled out.
+func (s *Service) settleIntent(ctx context.Context, in *Intent) error {
 	if _, err := s.liveBindingOf(ctx, in.Number); err == nil {
 		return s.Store.CloseIntent(ctx, in.ID, resultAlreadyBound, s.now())
 	} else if ErrorCode(err) != ENOTFOUND {
@@ -232,22 +276,30 @@ func (s *Service) resolveIntent(ctx context.Context, in *Intent) error {
 	m, err := s.WeCom.GetUser(ctx, in.UserID)
 	switch {
 	case WeComCode(err) == WeComUserNotFound:
+		in.claim.absent = true
 		if in.Op == OpRebind {
 			return s.resumeRebind(ctx, in)
+		}
+		if wait := s.settleWait(in); wait > 0 {
+			return notSettled(wait)
 		}
 		return s.Store.CloseIntent(ctx, in.ID, resultNotCreated, s.now())
 	case err != nil:
 		return err
 	}
-	status := StatusPending
-	if m.Status == 1 {
-		status = StatusActive
-	}
 	if m.Mobile != "" && m.Mobile != in.Mobile {
 		in.Mobile = m.Mobile
 	}
-	_, err = s.completeIntent(ctx, in, status, ActorSystem)
+	_, err = s.completeIntent(ctx, in, memberStatus(m), ActorSystem)
 	return err
+}
+
+// memberStatus is the binding status of a member as WeCom reports it: active once joined.
+func memberStatus(m *Member) Status {
+	if m.Status == 1 {
+		return StatusActive
+	}
+	return StatusPending
 }
 
 // isUnknown reports whether err is a WeCom call whose outcome is unknown (timeout, transport).

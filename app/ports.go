@@ -47,14 +47,18 @@ type Store interface {
 	// EnqueueMessage adds an outgoing app message to the durable outbox. A message whose DedupKey
 	// is already queued is not added again (no error).
 	EnqueueMessage(ctx context.Context, m OutboxMessage) error
-	// ClaimMessages returns up to limit unsent messages due at now and leases them until
-	// leaseUntil so that concurrent workers do not send them twice.
-	ClaimMessages(ctx context.Context, now, leaseUntil time.Time, limit int) ([]*OutboxMessage, error)
-	// MarkMessageSent records a successful delivery.
+	// ClaimMessages returns up to limit unsent messages due at now and leases them to owner
+	// until leaseUntil so that concurrent workers do not send them twice.
+	ClaimMessages(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]*OutboxMessage, error)
+	// RenewMessageLease extends owner's lease on an unsent message until the given time;
+	// ECONFLICT when owner no longer holds it.
+	RenewMessageLease(ctx context.Context, id int64, owner string, until time.Time) error
+	// MarkMessageSent records a delivery (the first one's time is kept) and ends the lease.
 	MarkMessageSent(ctx context.Context, id int64, at time.Time) error
-	// MarkMessageFailed records a failed attempt; the message is retried at next (or given up on
-	// when next is zero).
-	MarkMessageFailed(ctx context.Context, id int64, errText string, next time.Time) error
+	// MarkMessageFailed records owner's failed attempt; the message is retried at next (or given
+	// up on when next is zero). A non-zero unsureAt marks an attempt whose outcome is unknown.
+	// ECONFLICT when owner no longer holds the lease.
+	MarkMessageFailed(ctx context.Context, id int64, owner, errText string, next, unsureAt time.Time) error
 
 	// CreateSMSCode stores a newly sent code (hash only).
 	CreateSMSCode(ctx context.Context, c *SMSCode) error
@@ -93,9 +97,21 @@ type Store interface {
 	// PurgeFinishedFlows deletes finished-flow records that expired before the given time.
 	PurgeFinishedFlows(ctx context.Context, before time.Time, dryRun bool) (int, error)
 
-	// CreateIntent records that a WeCom write for a number is about to happen. At most one open
-	// intent exists per number: a second one gives ECONFLICT.
+	// CreateIntent records that a WeCom write for a number is about to happen, claimed as in
+	// says (ClaimOwner, ClaimUntil, Tries). At most one open intent exists per number: a second
+	// one gives ECONFLICT.
 	CreateIntent(ctx context.Context, in *Intent) error
+	// ClaimIntent takes open intent id for owner until the given time, and counts one more try,
+	// in one conditional write: only while its tries still number tries (nobody claimed it since
+	// it was read) and no claim runs at now. ECONFLICT otherwise, so that of replicas racing for
+	// one intent exactly one works on it.
+	ClaimIntent(ctx context.Context, id int64, tries int, owner string, now, until time.Time) error
+	// RenewIntentClaim extends owner's claim on open intent id until the given time; ECONFLICT
+	// when owner no longer holds it (taken over, or closed).
+	RenewIntentClaim(ctx context.Context, id int64, owner string, until time.Time) error
+	// ReleaseIntent ends owner's claim on open intent id at the given time, leaving the intent
+	// open, and records its SettleAt (none when zero); ECONFLICT when owner no longer holds it.
+	ReleaseIntent(ctx context.Context, id int64, owner string, at, settleAt time.Time) error
 	// CloseIntent marks an intent done with a short result ("bound", "failed", "repaired", ...).
 	CloseIntent(ctx context.Context, id int64, result string, at time.Time) error
 	// FindOpenIntents lists open intents created before the given time, oldest first.
@@ -129,13 +145,16 @@ type SMSCode struct {
 
 // OutboxMessage is an app message (message/send) waiting in the durable outbox.
 type OutboxMessage struct {
-	ID        int64
-	DedupKey  string // unique: e.g. "welcome:<binding id>"
-	ToUser    string
-	Content   string
-	Attempts  int
-	NextAt    time.Time
-	SentAt    *time.Time
+	ID       int64
+	DedupKey string // unique: e.g. "welcome:<binding id>"
+	ToUser   string
+	Content  string
+	Attempts int
+	NextAt   time.Time
+	SentAt   *time.Time
+	// UnsureAt is the first attempt whose outcome was unknown: the message may have been
+	// delivered then.
+	UnsureAt  *time.Time
 	LastError string
 	CreatedAt time.Time
 }
@@ -192,8 +211,11 @@ type WeCom interface {
 	// ListUserIDs lists every member's userid (user/list_id), for reconcile.
 	ListUserIDs(ctx context.Context) ([]string, error)
 
-	// SendText sends an app text message (message/send, app secret).
-	SendText(ctx context.Context, toUser, content string) error
+	// SendText sends an app text message (message/send, app secret). With dedup > 0 WeCom drops
+	// a message identical to one it accepted in the last dedup (enable_duplicate_check,
+	// duplicate_check_interval: at most 4 h), so a resend after an unknown outcome is not
+	// delivered twice.
+	SendText(ctx context.Context, toUser, content string, dedup time.Duration) error
 	// UserFromCode redeems an OAuth code (auth/getuserinfo, app secret): a member gives userID, a
 	// non-member gives openID.
 	UserFromCode(ctx context.Context, code string) (userID, openID string, err error)

@@ -78,8 +78,10 @@ func (s *Service) Rebind(ctx context.Context, fl Flow, p *Person, fromID int64, 
 		return res, err
 	}
 	res, err := s.rebind(ctx, p, fromID, mobile, code)
-	if ErrorCode(err) == EUNAVAILABLE && s.openRebind(ctx, p, fromID) != nil {
-		return nil, withCause(err, ErrRebindPending)
+	if (ErrorCode(err) == EUNAVAILABLE || errors.Is(err, errClaimLost)) && s.openRebind(ctx, p, fromID) != nil {
+		// Recorded and not finished (WeCom failed, or another request is on it): a retry
+		// continues it.
+		return nil, &Error{Code: EUNAVAILABLE, Message: ErrorMessage(err), Err: withCause(err, ErrRebindPending)}
 	}
 	if err != nil {
 		return nil, err
@@ -101,6 +103,9 @@ func (s *Service) rebind(ctx context.Context, p *Person, fromID int64, mobile, c
 		return nil, err
 	}
 	if in := s.openRebind(ctx, p, old.ID); in != nil {
+		if err := s.claimIntent(ctx, in); err != nil {
+			return nil, err
+		}
 		return s.continueRebind(context.WithoutCancel(ctx), old, in)
 	}
 	if !old.Status.Live() {
@@ -139,19 +144,23 @@ func (s *Service) openRebind(ctx context.Context, p *Person, fromID int64) *Inte
 	return in
 }
 
-// continueRebind performs the WeCom steps of an open OpRebind intent that are not done yet.
-// Every failure leaves the intent open, so a retry (or the repair) continues from here.
+// continueRebind performs the WeCom steps of an open OpRebind intent, claimed by this request,
+// that are not done yet. Every failure leaves the intent open (its claim released), so a retry
+// (or the repair) continues from here.
 func (s *Service) continueRebind(ctx context.Context, old *Binding, in *Intent) (*BindResult, error) {
 	if old.Status.Live() {
+		if err := s.holdIntent(ctx, in); err != nil {
+			return nil, s.keepOpen(ctx, in, err)
+		}
 		gone, err := s.releaseMember(ctx, old.UserID)
 		if err != nil {
-			return nil, Wrap(EUNAVAILABLE, err, msgOldNotReleased)
+			return nil, s.keepOpen(ctx, in, Wrap(EUNAVAILABLE, err, msgOldNotReleased))
 		}
 		if !gone {
-			return nil, Errorf(EUNAVAILABLE, msgOldNotReleased)
+			return nil, s.keepOpen(ctx, in, Errorf(EUNAVAILABLE, msgOldNotReleased))
 		}
 		if err := s.markRebound(ctx, old, in, ActorMember); err != nil {
-			return nil, err
+			return nil, s.keepOpen(ctx, in, err)
 		}
 	}
 	return s.createMember(ctx, in)
@@ -200,9 +209,10 @@ func (s *Service) markRebound(ctx context.Context, old *Binding, in *Intent, act
 	return nil
 }
 
-// resumeRebind is the repair of an OpRebind intent whose new member does not exist: if the old
-// member was never released the 换绑 is abandoned (nothing happened); otherwise the old binding is
-// marked rebound and the new member created, as the member asked with a valid code.
+// resumeRebind is the repair of a claimed OpRebind intent whose new member does not exist: if the
+// old member was never released the 换绑 is abandoned (nothing happened); otherwise the old
+// binding is marked rebound and the new member created, as the member asked with a valid code
+// (once a late create of an earlier try is ruled out).
 func (s *Service) resumeRebind(ctx context.Context, in *Intent) error {
 	old, err := s.Store.FindBindingByID(ctx, in.RebindFrom)
 	if err != nil {

@@ -31,6 +31,8 @@ type Service struct {
 	// JoinQRCodeURL, when set, is shown on the follow page instead of asking WeCom for the
 	// corp's join QR code (wecom.join_qrcode_url).
 	JoinQRCodeURL string
+	// OutboxLease is how long a claimed outbox message is held without renewal; 0 means a minute.
+	OutboxLease time.Duration
 
 	// BaseURL is the public origin (server.base_url) every link in replies derives from.
 	BaseURL string
@@ -57,6 +59,8 @@ type Service struct {
 
 	wakeOnce sync.Once
 	wake     chan struct{} // nudges RunBackground after a callback queued a message
+
+	marks pendingMarks // outbox messages sent but not yet recorded as sent
 }
 
 func (s *Service) now() time.Time {

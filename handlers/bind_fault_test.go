@@ -102,6 +102,7 @@ func TestBindCreateTimeout(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				e := newEnv(t, append(opts, withLocalBaseURL(), withWeComTimeout(300*time.Millisecond))...)
+				clock := e.useClock()
 				m := e.person("2021123456", "张三", "student")
 				e.sim.Inject("user/create", 1, tc.fault)
 				r := m.submitMobile("13800001234")
@@ -122,13 +123,24 @@ func TestBindCreateTimeout(t *testing.T) {
 					}
 					return
 				}
+				// WeCom may still land the create: the intent stays open, and the page says how
+				// long until a read can tell.
 				mustStatus(t, "lost create", r, http.StatusServiceUnavailable)
-				if got := e.tally(); got.Bindings != 0 || got.OpenIntents != 0 {
+				mustContain(t, "lost create", r.page(), "请约 60 秒后")
+				if got := e.tally(); got.Bindings != 0 || got.OpenIntents != 1 {
 					t.Fatalf("after a lost create: %v", got)
 				}
 				if _, ok := e.sim.Member("2021123456"); ok {
 					t.Fatal("member exists")
 				}
+				clock.Advance(30 * time.Second)
+				r = m.submitMobile("13800001234")
+				mustStatus(t, "early retry", r, http.StatusServiceUnavailable)
+				mustContain(t, "early retry", r.page(), "请约 30 秒后")
+				if n := e.sim.CallCount("user/create"); n != 1 {
+					t.Fatalf("user/create calls = %d before the create could be ruled out", n)
+				}
+				clock.Advance(31 * time.Second)
 				mustStatus(t, "retry", m.submitMobile("13800001234"), http.StatusOK)
 				if e.liveBinding("2021123456") == nil {
 					t.Fatal("no binding after the retry")
@@ -140,7 +152,8 @@ func TestBindCreateTimeout(t *testing.T) {
 
 func TestBindCreateOutcomeUnknownThenRepaired(t *testing.T) {
 	// The create is applied but its answer lost, and WeCom cannot be read either: the member
-	// exists without a binding until the repair resolves the open intent by reading.
+	// exists without a binding until the repair (or a retry, TestBindRetryResolvesAtOnce)
+	// resolves the open intent by reading.
 	storeKinds(t, func(t *testing.T, opts ...envOption) {
 		e := newEnv(t, append(opts, withLocalBaseURL(), withWeComTimeout(300*time.Millisecond))...)
 		clock := e.useClock()
@@ -152,14 +165,8 @@ func TestBindCreateOutcomeUnknownThenRepaired(t *testing.T) {
 		if got := e.tally(); got.Bindings != 0 || got.OpenIntents != 1 {
 			t.Fatalf("after an unknown outcome: %v", got)
 		}
-		// A retry at once must not create again; it is told to wait.
-		r = m.submitMobile("13800001234")
-		mustStatus(t, "retry while open", r, http.StatusConflict)
-		mustContain(t, "retry while open", r.page(), "正在为你办理")
-		if n := e.sim.CallCount("user/create"); n != 1 {
-			t.Fatalf("user/create calls = %d", n)
-		}
-		clock.Advance(3 * time.Minute)
+		// Nobody works on the intent now: the repair reads WeCom and stores the binding.
+		clock.Advance(time.Second)
 		if n, err := e.svc.RepairIntents(context.Background()); err != nil || n != 1 {
 			t.Fatalf("repair: %d %v", n, err)
 		}
@@ -177,6 +184,25 @@ func TestBindCreateOutcomeUnknownThenRepaired(t *testing.T) {
 			t.Fatalf("user/create calls = %d", n)
 		}
 	})
+}
+
+func TestBindRetryResolvesAtOnce(t *testing.T) {
+	// As above, but the member submits again at once: the retry reads WeCom, finds the member
+	// and shows the result, never creating twice.
+	e := newEnv(t, withLocalBaseURL(), withWeComTimeout(300*time.Millisecond))
+	m := e.person("2021123456", "张三", "student")
+	e.sim.Inject("user/create", 1, wecomtest.Fault{Drop: true})
+	e.sim.Inject("user/get", 1, wecomtest.Fault{ErrCode: -1})
+	mustStatus(t, "unknown outcome", m.submitMobile("13800001234"), http.StatusServiceUnavailable)
+	r := m.submitMobile("13800001234")
+	mustStatus(t, "retry", r, http.StatusOK)
+	mustContain(t, "retry", r.page(), "已绑定")
+	if n := e.sim.CallCount("user/create"); n != 1 {
+		t.Fatalf("user/create calls = %d", n)
+	}
+	if got := e.tally(); got.LiveBindings != 1 || got.OpenIntents != 0 {
+		t.Fatalf("stored: %v", got)
+	}
 }
 
 func TestBindStaleIntentResolvedByRetry(t *testing.T) {

@@ -2,12 +2,16 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/wecom/callback"
@@ -18,8 +22,9 @@ import (
 // fails the signature check on the other.
 //
 // The handler has no business logic: query → codec → app.Service.HandleInbound → status. It
-// answers 4xx for everything the sender got wrong (WeCom does not retry those usefully) and 500
-// only when the effect was not applied and a retry can succeed.
+// answers 4xx for everything the sender got wrong (WeCom does not retry those usefully), and 503
+// (a dependency failed or was too slow) or 500 (a fault) only when the effect was not applied and
+// a retry can succeed.
 // See https://developer.work.weixin.qq.com/document/path/90930 and …/90968.
 type callbackHandler struct {
 	s       *Server
@@ -74,17 +79,14 @@ func (h *callbackHandler) handleCallbackEvent(x *callbackCall) {
 	}
 	kind := metricKind(in.Kind())
 
-	reply, err := h.s.svc.HandleInbound(x.r.Context(), in)
+	var reply app.Reply
+	if in.Stored() {
+		reply, err = h.apply(x.r.Context(), in)
+	} else {
+		reply, err = h.s.svc.HandleInbound(x.r.Context(), in) // answered from memory
+	}
 	if err != nil {
-		if app.ErrorCode(err) == app.EINVALID {
-			h.refuse(x, kind, http.StatusBadRequest, resultMalformed, err)
-			return
-		}
-		// Not applied: 500 makes WeCom deliver it again, and the de-dup record was rolled back
-		// with the effect, so the retry applies it once.
-		h.logError(x, "callback not applied", kind, err)
-		x.writeStatus(http.StatusInternalServerError)
-		h.s.metrics.observeCallback(h.channel, kind, resultError)
+		h.notApplied(x, kind, err)
 		return
 	}
 	if reply.Empty() {
@@ -105,6 +107,73 @@ func (h *callbackHandler) handleCallbackEvent(x *callbackCall) {
 	}
 	x.write(mimeXML, out)
 	h.s.metrics.observeCallback(h.channel, kind, resultReply)
+}
+
+// callbackBudget is how long a delivery may take before it is answered as not applied: WeCom
+// waits 5 s for an answer and then retries, so an effect that cannot be applied in time (a
+// database that does not answer) gets a 503 that WeCom still sees.
+const callbackBudget = 4 * time.Second
+
+// apply runs HandleInbound for a delivery with effects within callbackBudget. When the budget
+// runs out first, the delivery is reported unavailable while the work ends on its own (its
+// context is done too): either its transaction commits, and WeCom's retry is then recognised as
+// seen, or it rolls back, and the retry applies it. A panic in the work is raised again here,
+// with the work's stack, for the route's recovery.
+func (h *callbackHandler) apply(ctx context.Context, in *app.Inbound) (app.Reply, error) {
+	ctx, cancel := context.WithTimeout(ctx, callbackBudget)
+	done := make(chan applied, 1)
+	go func() {
+		defer cancel()
+		defer func() {
+			if rec := recover(); rec != nil {
+				done <- applied{panicked: fmt.Sprintf("%v\n[in the callback's worker]\n%s", rec, debug.Stack())}
+			}
+		}()
+		r, err := h.s.svc.HandleInbound(ctx, in)
+		done <- applied{reply: r, err: err}
+	}()
+	var r applied
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		select {
+		case r = <-done: // finished at the last moment
+		default:
+			return app.Reply{}, app.Wrap(app.EUNAVAILABLE, context.Cause(ctx), "callback not applied in time")
+		}
+	}
+	if r.panicked != "" {
+		panic(r.panicked)
+	}
+	return r.reply, r.err
+}
+
+// applied is the outcome of apply's work.
+type applied struct {
+	reply    app.Reply
+	err      error
+	panicked string // the panic and its stack, when the work panicked
+}
+
+// notApplied answers a delivery whose effect was not applied, so that WeCom delivers it again:
+// the de-dup record was rolled back with the effect, so the retry applies it once. A dependency
+// that failed (the database unreachable or too slow) is 503 and a warning; anything else 500 and
+// an error. Malformed content (EINVALID) is 400: a retry cannot succeed.
+func (h *callbackHandler) notApplied(x *callbackCall, kind string, err error) {
+	switch app.ErrorCode(err) {
+	case app.EINVALID:
+		h.refuse(x, kind, http.StatusBadRequest, resultMalformed, err)
+		return
+	case app.EUNAVAILABLE:
+		h.s.log.LogAttrs(x.r.Context(), slog.LevelWarn, "callback not applied: dependency unavailable",
+			slog.String("channel", h.channel), slog.String("kind", kind),
+			slog.String("request_id", x.id), slog.Any("err", err))
+		x.writeStatus(http.StatusServiceUnavailable)
+	default:
+		h.logError(x, "callback not applied", kind, err)
+		x.writeStatus(http.StatusInternalServerError)
+	}
+	h.s.metrics.observeCallback(h.channel, kind, resultError)
 }
 
 // refuse answers a delivery the sender got wrong with status and an empty body, counts it and

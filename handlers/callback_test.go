@@ -344,16 +344,16 @@ func TestCallbackRetries(t *testing.T) {
 	}
 }
 
-// TestCallbackNotApplied: when the effect cannot be stored the answer is 500, so WeCom retries;
-// the retry, once the database is back, applies it.
+// TestCallbackNotApplied: when the effect cannot be stored because the database is gone the
+// answer is 503, so WeCom retries; the retry, once the database is back, applies it.
 func TestCallbackNotApplied(t *testing.T) {
 	e := newEnv(t)
 	if err := e.db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	d := e.event(&app.Inbound{FromUser: "u1", MsgType: "event", Event: "subscribe", AgentID: "1000002"})
-	if r := e.post(d); r.status != http.StatusInternalServerError || len(r.body) != 0 {
-		t.Errorf("status %d body %q, want 500 and no body", r.status, r.body)
+	if r := e.post(d); r.status != http.StatusServiceUnavailable || len(r.body) != 0 {
+		t.Errorf("status %d body %q, want 503 and no body", r.status, r.body)
 	}
 	// A reply needs no database: the HELP click is still answered.
 	h := e.event(&app.Inbound{FromUser: "u1", MsgType: "event", Event: "click", EventKey: "HELP", AgentID: "1000002"})

@@ -19,7 +19,7 @@ const (
 	resultStale        = "stale"         // 403: timestamp outside wecom.callback_max_age
 	resultMalformed    = "malformed"     // 400 (or 413 for an oversize body)
 	resultWrongCorp    = "wrong_corp"    // 400
-	resultError        = "error"         // 500: not applied, WeCom retries
+	resultError        = "error"         // 503 or 500: not applied, WeCom retries
 )
 
 // Kind labels for deliveries that were not decrypted, and for kinds outside knownKinds.

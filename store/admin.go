@@ -32,6 +32,8 @@ func (r *adminSessionRow) toApp() *app.AdminSession {
 
 // CreateAdminSession stores a new console session.
 func (db *DB) CreateAdminSession(ctx context.Context, s *app.AdminSession) error {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	if s.ID == "" || s.UserID == "" {
 		return app.Errorf(app.EINVALID, "store: create admin session: id and userid are required")
 	}
@@ -44,6 +46,8 @@ func (db *DB) CreateAdminSession(ctx context.Context, s *app.AdminSession) error
 
 // FindAdminSession returns the session with id, or ENOTFOUND.
 func (db *DB) FindAdminSession(ctx context.Context, id string) (*app.AdminSession, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	var row adminSessionRow
 	if err := db.gdb.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, storeErr("find admin session", err, msgSessionNotFound, "")
@@ -54,6 +58,8 @@ func (db *DB) FindAdminSession(ctx context.Context, id string) (*app.AdminSessio
 // RevokeAdminSession marks session id revoked at at (an already revoked one keeps its time);
 // ENOTFOUND if there is no such session.
 func (db *DB) RevokeAdminSession(ctx context.Context, id string, at time.Time) error {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	res := db.gdb.WithContext(ctx).Model(&adminSessionRow{}).Where("id = ?", id).
 		Update("revoked_at", gorm.Expr("COALESCE(revoked_at, ?)", ts(at)))
 	if res.Error != nil {
@@ -67,6 +73,8 @@ func (db *DB) RevokeAdminSession(ctx context.Context, id string, at time.Time) e
 
 // PurgeAdminSessions deletes the sessions that expired before before; dryRun only counts.
 func (db *DB) PurgeAdminSessions(ctx context.Context, before time.Time, dryRun bool) (int, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	q := db.gdb.WithContext(ctx).Model(&adminSessionRow{}).Where("expires_at < ?", ts(before))
 	if dryRun {
 		var n int64
@@ -79,6 +87,8 @@ func (db *DB) PurgeAdminSessions(ctx context.Context, before time.Time, dryRun b
 
 // CountBindingsByStatus counts bindings per status.
 func (db *DB) CountBindingsByStatus(ctx context.Context) (map[app.Status]int, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	var rows []struct {
 		Status string
 		N      int
@@ -99,6 +109,8 @@ func (db *DB) CountBindingsByStatus(ctx context.Context) (map[app.Status]int, er
 // query with a conditional sum per interval evaluates every expression on every row: several
 // times slower at enrolment volumes.)
 func (db *DB) CountBindingsCreated(ctx context.Context, bounds []time.Time) ([]int, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	if len(bounds) < 2 {
 		return nil, nil
 	}
@@ -118,6 +130,8 @@ func (db *DB) CountBindingsCreated(ctx context.Context, bounds []time.Time) ([]i
 // FindStalePending returns up to limit pending bindings created before before, oldest first, and
 // how many there are.
 func (db *DB) FindStalePending(ctx context.Context, before time.Time, limit int) ([]*app.Binding, int, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	q := db.gdb.WithContext(ctx).Model(&bindingRow{}).Where("status = ? AND created_at < ?", app.StatusPending, ts(before))
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
@@ -133,6 +147,8 @@ func (db *DB) FindStalePending(ctx context.Context, before time.Time, limit int)
 // CountOutbox counts the undelivered app messages: those still retried (next_at set) and those
 // given up on (next_at NULL).
 func (db *DB) CountOutbox(ctx context.Context) (app.OutboxBacklog, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	var r struct {
 		Waiting sql.NullInt64
 		GivenUp sql.NullInt64
@@ -159,6 +175,8 @@ var searchColumns = []string{"number", "userid", "mobile", "name"}
 // range scan of its index ([q, q+U+10FFFF)), which LIKE would not give on SQLite; userids are
 // also tried lower-cased, as the service creates them.
 func (db *DB) SearchBindings(ctx context.Context, q string, limit int) ([]*app.Binding, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	if q == "" || limit <= 0 {
 		return nil, nil
 	}
@@ -198,6 +216,8 @@ func (db *DB) SearchBindings(ctx context.Context, q string, limit int) ([]*app.B
 
 // FindBindingsByNumber returns every binding of number, newest first.
 func (db *DB) FindBindingsByNumber(ctx context.Context, number string) ([]*app.Binding, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	var rows []bindingRow
 	if err := db.gdb.WithContext(ctx).Where("number = ?", number).Order("id DESC").Find(&rows).Error; err != nil {
 		return nil, storeErr("find bindings by number", err, "", "")
@@ -207,6 +227,8 @@ func (db *DB) FindBindingsByNumber(ctx context.Context, number string) ([]*app.B
 
 // FindEventsByNumber returns the audit events of number, newest first; limit 0 means all.
 func (db *DB) FindEventsByNumber(ctx context.Context, number string, limit int) ([]*app.Event, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	q := db.gdb.WithContext(ctx).Where("number = ?", number).Order("id DESC")
 	if limit > 0 {
 		q = q.Limit(limit)
@@ -221,6 +243,8 @@ func (db *DB) FindEventsByNumber(ctx context.Context, number string, limit int) 
 // FindSMSCodes returns the codes sent to any of mobiles, or requested by requester when it is not
 // "", newest first, up to limit.
 func (db *DB) FindSMSCodes(ctx context.Context, mobiles []string, requester string, limit int) ([]*app.SMSCode, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	q := db.gdb.WithContext(ctx).Model(&smsCodeRow{})
 	switch {
 	case len(mobiles) > 0 && requester != "":

@@ -21,6 +21,8 @@ const (
 // its oldest. It runs four small queries outside a transaction: the numbers feed gauges, not
 // decisions.
 func (db *DB) Backlog(ctx context.Context) (app.Backlog, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	var b app.Backlog
 	var err error
 	if b.OutboxPending, b.OutboxOldest, err = countOldest(db.gdb.WithContext(ctx), &outboxRow{}, pendingMessage); err != nil {

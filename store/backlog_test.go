@@ -26,7 +26,7 @@ func TestBacklog(t *testing.T) {
 			}
 			clk.Add(time.Minute)
 		}
-		msgs, err := db.ClaimMessages(ctx, clk.Now(), clk.Now().Add(time.Minute), 10)
+		msgs, err := db.ClaimMessages(ctx, "w", clk.Now(), clk.Now().Add(time.Minute), 10)
 		if err != nil || len(msgs) != 4 {
 			t.Fatalf("ClaimMessages = %d, %v", len(msgs), err)
 		}
@@ -37,10 +37,10 @@ func TestBacklog(t *testing.T) {
 		if err := db.MarkMessageSent(ctx, ids["sent"], clk.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.MarkMessageFailed(ctx, ids["pending"], "busy", clk.Now().Add(time.Minute)); err != nil {
+		if err := db.MarkMessageFailed(ctx, ids["pending"], "w", "busy", clk.Now().Add(time.Minute), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.MarkMessageFailed(ctx, ids["given-up"], "gone", time.Time{}); err != nil {
+		if err := db.MarkMessageFailed(ctx, ids["given-up"], "w", "gone", time.Time{}, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 

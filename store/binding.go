@@ -107,6 +107,8 @@ func liveKey(live bool, v string) *string {
 // CreateBinding inserts b, filling in ID, CreatedAt and UpdatedAt, and appends ev linked to it
 // in the same transaction. A live binding of the same number, userid or mobile gives ECONFLICT.
 func (db *DB) CreateBinding(ctx context.Context, b *app.Binding, ev app.Event) error {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	if !b.Status.Valid() {
 		return app.Errorf(app.EINVALID, "无效的绑定状态")
 	}
@@ -135,6 +137,8 @@ func (db *DB) CreateBinding(ctx context.Context, b *app.Binding, ev app.Event) e
 // the write is a conditional UPDATE on the status, so of two concurrent transitions from the
 // same status exactly one succeeds; the other gets ECONFLICT.
 func (db *DB) UpdateBinding(ctx context.Context, id int64, upd app.BindingUpdate, ev app.Event) (*app.Binding, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	if upd.Status != nil && !upd.Status.Valid() {
 		return nil, app.Errorf(app.EINVALID, "无效的绑定状态")
 	}
@@ -201,6 +205,8 @@ func setColumn[T any](cols map[string]any, col string, field *T, v *T) {
 
 // FindBindingByID returns one binding or ENOTFOUND.
 func (db *DB) FindBindingByID(ctx context.Context, id int64) (*app.Binding, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	var row bindingRow
 	if err := db.gdb.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, storeErr("find binding", err, msgBindingNotFound, "")
@@ -218,6 +224,8 @@ var liveColumns = map[string]string{
 // FindLiveBinding returns the pending or active binding whose field ("number", "userid" or
 // "mobile") equals value, or ENOTFOUND. Userids match case-insensitively.
 func (db *DB) FindLiveBinding(ctx context.Context, field, value string) (*app.Binding, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	col, ok := liveColumns[field]
 	if !ok {
 		return nil, fmt.Errorf("store: find live binding: unknown field %q", field)
@@ -238,6 +246,8 @@ func (db *DB) FindLiveBinding(ctx context.Context, field, value string) (*app.Bi
 // FindLatestBinding returns the live binding whose number, userid or mobile is key (tried in
 // that order), or else the most recently updated binding matching any of them; ENOTFOUND if none.
 func (db *DB) FindLatestBinding(ctx context.Context, key string) (*app.Binding, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	if key == "" {
 		return nil, app.Errorf(app.ENOTFOUND, msgBindingNotFound)
 	}
@@ -266,6 +276,8 @@ func (db *DB) FindLatestBinding(ctx context.Context, key string) (*app.Binding, 
 
 // FindBindings lists bindings in creation order.
 func (db *DB) FindBindings(ctx context.Context, f app.BindingFilter) ([]*app.Binding, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	q := db.gdb.WithContext(ctx).Model(&bindingRow{})
 	if f.Status != "" {
 		if !f.Status.Valid() {

@@ -82,6 +82,8 @@ func appendEvent(tx *gorm.DB, b *bindingRow, ev app.Event, now time.Time) error 
 // AppendEvent adds an audit event not tied to a binding change; a BindingID that names no
 // binding gives ENOTFOUND.
 func (db *DB) AppendEvent(ctx context.Context, ev app.Event) error {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	if ev.CreatedAt.IsZero() {
 		ev.CreatedAt = db.now()
 	}
@@ -97,6 +99,8 @@ func (db *DB) AppendEvent(ctx context.Context, ev app.Event) error {
 
 // FindEvents returns the audit trail of a binding, oldest first.
 func (db *DB) FindEvents(ctx context.Context, bindingID int64) ([]*app.Event, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	var rows []eventRow
 	if err := db.gdb.WithContext(ctx).Where("binding_id = ?", bindingID).Order("id").Find(&rows).Error; err != nil {
 		return nil, storeErr("find events", err, "", "")

@@ -21,6 +21,8 @@ const msgFlowFinished = "该操作已完成。"
 // FinishFlow records flow id as finished until expires. Of two concurrent calls for one id
 // exactly one succeeds; the other, and any later one, gets ECONFLICT.
 func (db *DB) FinishFlow(ctx context.Context, id string, expires time.Time) error {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	if id == "" {
 		return app.Errorf(app.EINVALID, "store: finish flow: empty id")
 	}
@@ -30,6 +32,8 @@ func (db *DB) FinishFlow(ctx context.Context, id string, expires time.Time) erro
 
 // FlowFinished reports whether flow id was recorded as finished.
 func (db *DB) FlowFinished(ctx context.Context, id string) (bool, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	var n int64
 	err := db.gdb.WithContext(ctx).Model(&finishedFlowRow{}).Where("id = ?", id).Count(&n).Error
 	if err != nil {
@@ -41,6 +45,8 @@ func (db *DB) FlowFinished(ctx context.Context, id string) (bool, error) {
 // PurgeFinishedFlows deletes the records of flows whose cookies expired before before; with
 // dryRun it only counts.
 func (db *DB) PurgeFinishedFlows(ctx context.Context, before time.Time, dryRun bool) (int, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	q := db.gdb.WithContext(ctx).Model(&finishedFlowRow{}).Where("expires_at < ?", ts(before))
 	if dryRun {
 		var n int64

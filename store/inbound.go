@@ -36,6 +36,8 @@ func uniqueKey(k string) string {
 // recorded. Inside Tx a concurrent delivery of the same key waits for this transaction and then
 // sees the key, so the guarded effects happen once.
 func (db *DB) MarkInboundSeen(ctx context.Context, key string, at time.Time) (bool, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	row := inboundRow{DedupKey: uniqueKey(key), SeenAt: ts(at)}
 	// A plain INSERT: a duplicate aborts only this statement on MySQL and SQLite, so an
 	// enclosing transaction goes on.
@@ -51,6 +53,8 @@ func (db *DB) MarkInboundSeen(ctx context.Context, key string, at time.Time) (bo
 
 // PurgeInbound deletes de-duplication records older than before and returns how many.
 func (db *DB) PurgeInbound(ctx context.Context, before time.Time) (int64, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	res := db.gdb.WithContext(ctx).Where("seen_at < ?", ts(before)).Delete(&inboundRow{})
 	if res.Error != nil {
 		return 0, storeErr("purge inbound", res.Error, "", "")

@@ -88,12 +88,8 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return gdb.Connection(func(conn *gorm.DB) error {
 		conn = conn.Session(&gorm.Session{}) // reusable: Connection hands out a one-shot handle
 		const lock = "CONCAT('wecampus_migrate.', DATABASE())"
-		var got sql.NullInt64
-		if err := conn.Raw("SELECT GET_LOCK(" + lock + ", 60)").Scan(&got).Error; err != nil {
-			return fmt.Errorf("store: migrate: lock: %w", err)
-		}
-		if got.Int64 != 1 {
-			return errors.New("store: migrate: another migration is still running")
+		if err := migrateLock(conn, lock); err != nil {
+			return err
 		}
 		defer func() {
 			// Released even when ctx is done: the connection returns to the pool afterwards.
@@ -104,6 +100,21 @@ func (db *DB) Migrate(ctx context.Context) error {
 		}()
 		return db.migrate(conn)
 	})
+}
+
+// migrateLock waits up to a minute for the named lock, in waits shorter than the connection's
+// read timeout (the server sends nothing while GET_LOCK waits).
+func migrateLock(conn *gorm.DB, lock string) error {
+	for range 6 {
+		var got sql.NullInt64
+		if err := conn.Raw("SELECT GET_LOCK(" + lock + ", 10)").Scan(&got).Error; err != nil {
+			return fmt.Errorf("store: migrate: lock: %w", err)
+		}
+		if got.Int64 == 1 {
+			return nil
+		}
+	}
+	return errors.New("store: migrate: another migration is still running")
 }
 
 // migrate runs AutoMigrate and then every step not yet recorded.

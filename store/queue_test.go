@@ -76,7 +76,7 @@ func TestOutbox(t *testing.T) {
 		}
 		claim := func(now time.Time, lease time.Duration, limit int) []string {
 			t.Helper()
-			ms, err := db.ClaimMessages(ctx, now, now.Add(lease), limit)
+			ms, err := db.ClaimMessages(ctx, "w1", now, now.Add(lease), limit)
 			if err != nil {
 				t.Fatalf("ClaimMessages: %v", err)
 			}
@@ -99,7 +99,7 @@ func TestOutbox(t *testing.T) {
 		wantEqual(t, "zero limit", claim(t0.Add(2*time.Minute), time.Minute, 0), []string{})
 
 		// Both leases ran out without news, so both messages are handed out again.
-		ms, err := db.ClaimMessages(ctx, t0.Add(2*time.Minute), t0.Add(3*time.Minute), 10)
+		ms, err := db.ClaimMessages(ctx, "w2", t0.Add(2*time.Minute), t0.Add(3*time.Minute), 10)
 		if err != nil || len(ms) != 2 {
 			t.Fatalf("claim after lease = %v, %v", ms, err)
 		}
@@ -111,28 +111,69 @@ func TestOutbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		longErr := strings.Repeat("错", 2000)
-		if err := db.MarkMessageFailed(ctx, m1.ID, longErr, t0.Add(10*time.Minute)); err != nil {
+		// Only the lease holder records a failure.
+		wantCode(t, db.MarkMessageFailed(ctx, m1.ID, "w1", "late", t0.Add(10*time.Minute), time.Time{}), app.ECONFLICT)
+		if err := db.MarkMessageFailed(ctx, m1.ID, "w2", longErr, t0.Add(10*time.Minute), t0.Add(2*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		// A failure ends the lease, but the message waits for its next time.
 		wantEqual(t, "before retry", claim(t0.Add(9*time.Minute), time.Minute, 10), []string{})
-		ms, err = db.ClaimMessages(ctx, t0.Add(10*time.Minute), t0.Add(11*time.Minute), 10)
+		ms, err = db.ClaimMessages(ctx, "w3", t0.Add(10*time.Minute), t0.Add(11*time.Minute), 10)
 		if err != nil || len(ms) != 1 || ms[0].ID != m1.ID {
 			t.Fatalf("retry claim = %v, %v", ms, err)
 		}
-		if ms[0].Attempts != 1 || ms[0].LastError != strings.Repeat("错", 1024) || !ms[0].NextAt.Equal(t0.Add(10*time.Minute)) {
-			t.Fatalf("after failure: attempts %d, error %d chars, next %v", ms[0].Attempts, len([]rune(ms[0].LastError)), ms[0].NextAt)
+		if ms[0].Attempts != 1 || ms[0].LastError != strings.Repeat("错", 1024) || !ms[0].NextAt.Equal(t0.Add(10*time.Minute)) ||
+			ms[0].UnsureAt == nil || !ms[0].UnsureAt.Equal(t0.Add(2*time.Minute)) {
+			t.Fatalf("after failure: attempts %d, error %d chars, next %v, unsure %v", ms[0].Attempts, len([]rune(ms[0].LastError)), ms[0].NextAt, ms[0].UnsureAt)
 		}
-		// Given up (zero next) and sent messages are never claimed again.
-		if err := db.MarkMessageFailed(ctx, m1.ID, "boom", time.Time{}); err != nil {
+		// Given up (zero next) and sent messages are never claimed again; the first unsure
+		// attempt is kept.
+		if err := db.MarkMessageFailed(ctx, m1.ID, "w3", "boom", time.Time{}, t0.Add(10*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		wantEqual(t, "after give-up", claim(t0.Add(30*time.Minute), time.Minute, 10), []string{})
 		wantEqual(t, "much later", claim(t0.Add(2*time.Hour), time.Minute, 10), []string{"welcome:3"})
 
 		wantCode(t, db.MarkMessageSent(ctx, 1<<40, t0), app.ENOTFOUND)
-		wantCode(t, db.MarkMessageFailed(ctx, 1<<40, "x", t0), app.ENOTFOUND)
+		wantCode(t, db.MarkMessageFailed(ctx, 1<<40, "w", "x", t0, time.Time{}), app.ENOTFOUND)
 		_ = clk
+	})
+}
+
+// TestOutboxLease: a lease is renewed only by its holder; one that ran out and was claimed by
+// another worker cannot be renewed (the first worker skips the message); a message marked sent
+// keeps its first time, whoever marks it.
+func TestOutboxLease(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
+		ctx := context.Background()
+		if err := db.EnqueueMessage(ctx, app.OutboxMessage{DedupKey: "welcome:9", ToUser: "u", Content: "c", NextAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := db.ClaimMessages(ctx, "a", t0, t0.Add(time.Minute), 10)
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("claim: %v %v", ms, err)
+		}
+		id := ms[0].ID
+		if err := db.RenewMessageLease(ctx, id, "a", t0.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, db.RenewMessageLease(ctx, id, "b", t0.Add(2*time.Minute)), app.ECONFLICT)
+		if got, _ := db.ClaimMessages(ctx, "b", t0.Add(90*time.Second), t0.Add(3*time.Minute), 10); len(got) != 0 {
+			t.Fatal("claimed while the renewed lease runs")
+		}
+		if got, _ := db.ClaimMessages(ctx, "b", t0.Add(3*time.Minute), t0.Add(4*time.Minute), 10); len(got) != 1 {
+			t.Fatal("not claimable after the lease ran out")
+		}
+		wantCode(t, db.RenewMessageLease(ctx, id, "a", t0.Add(5*time.Minute)), app.ECONFLICT)
+		if err := db.MarkMessageSent(ctx, id, t0.Add(3*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.MarkMessageSent(ctx, id, t0.Add(4*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, db.RenewMessageLease(ctx, id, "b", t0.Add(5*time.Minute)), app.ECONFLICT)
+		wantCode(t, db.MarkMessageFailed(ctx, id, "b", "late", t0.Add(time.Hour), time.Time{}), app.ECONFLICT)
+		wantCode(t, db.RenewMessageLease(ctx, 1<<40, "a", t0), app.ENOTFOUND)
 	})
 }
 
@@ -152,7 +193,7 @@ func TestClaimMessagesConcurrent(t *testing.T) {
 		)
 		results := runConcurrently(6, func(int) error {
 			for {
-				ms, err := db.ClaimMessages(ctx, t0, t0.Add(time.Minute), 4)
+				ms, err := db.ClaimMessages(ctx, "w", t0, t0.Add(time.Minute), 4)
 				if err != nil || len(ms) == 0 {
 					return err
 				}
@@ -349,6 +390,55 @@ func TestIntents(t *testing.T) {
 		if got, err := db.FindOpenIntent(ctx, "a"); err != nil || got.ID != a2.ID {
 			t.Fatalf("FindOpenIntent = %+v, %v", got, err)
 		}
+	})
+}
+
+// TestIntentClaims: a claim is taken by one claimer only while the tries it read hold and no claim
+// runs; renewed and released by its owner only; released, it records when the intent settles.
+func TestIntentClaims(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
+		ctx := context.Background()
+		until := t0.Add(30 * time.Second)
+		in := &app.Intent{Op: app.OpBind, Number: "n1", UserID: "n1", ClaimOwner: "a", ClaimUntil: &until, Tries: 1, CreatedAt: t0}
+		if err := db.CreateIntent(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.FindOpenIntent(ctx, "n1")
+		if err != nil || got.ClaimOwner != "a" || got.Tries != 1 || !got.ClaimUntil.Equal(until) || got.SettleAt != nil {
+			t.Fatalf("read back: %+v %v", got, err)
+		}
+		wantCode(t, db.ClaimIntent(ctx, in.ID, 1, "b", t0.Add(10*time.Second), t0.Add(40*time.Second)), app.ECONFLICT)
+		wantCode(t, db.RenewIntentClaim(ctx, in.ID, "b", t0.Add(time.Minute)), app.ECONFLICT)
+		if err := db.RenewIntentClaim(ctx, in.ID, "a", t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		// Ran out: the first of two claimers that read tries 1 wins.
+		wantOneWinner(t, runConcurrently(8, func(i int) error {
+			return db.ClaimIntent(ctx, in.ID, 1, fmt.Sprint("c", i), t0.Add(2*time.Minute), t0.Add(3*time.Minute))
+		}))
+		got, _ = db.FindOpenIntent(ctx, "n1")
+		if got.Tries != 2 || !strings.HasPrefix(got.ClaimOwner, "c") {
+			t.Fatalf("after the claim: %+v", got)
+		}
+		wantCode(t, db.ReleaseIntent(ctx, in.ID, "a", t0.Add(2*time.Minute), time.Time{}), app.ECONFLICT)
+		settle := t0.Add(4 * time.Minute)
+		if err := db.ReleaseIntent(ctx, in.ID, got.ClaimOwner, t0.Add(150*time.Second), settle); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = db.FindOpenIntent(ctx, "n1")
+		if got.ClaimOwner != "" || !got.ClaimUntil.Equal(t0.Add(150*time.Second)) || got.SettleAt == nil || !got.SettleAt.Equal(settle) {
+			t.Fatalf("after the release: %+v", got)
+		}
+		// Released: claimable at once, with the tries read.
+		wantCode(t, db.ClaimIntent(ctx, in.ID, 1, "d", t0.Add(151*time.Second), t0.Add(4*time.Minute)), app.ECONFLICT)
+		if err := db.ClaimIntent(ctx, in.ID, 2, "d", t0.Add(151*time.Second), t0.Add(4*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CloseIntent(ctx, in.ID, "bound", t0.Add(3*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, db.RenewIntentClaim(ctx, in.ID, "d", t0.Add(5*time.Minute)), app.ECONFLICT)
+		wantCode(t, db.ClaimIntent(ctx, 1<<40, 0, "x", t0, t0), app.ENOTFOUND)
 	})
 }
 

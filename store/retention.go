@@ -23,6 +23,8 @@ func (db *DB) PurgeBindings(ctx context.Context, before time.Time, dryRun bool) 
 			Where("status IN ? AND updated_at < ? AND (mobile <> '' OR name <> '' OR person_key <> '')", released, ts(before))
 	}
 	if dryRun {
+		ctx, cancel := db.bulkDeadline(ctx)
+		defer cancel()
 		var n int64
 		err := scope(db.gdb.WithContext(ctx)).Count(&n).Error
 		return int(n), storeErr("purge bindings", err, "", "")
@@ -37,7 +39,10 @@ func (db *DB) PurgeBindings(ctx context.Context, before time.Time, dryRun bool) 
 	}
 }
 
+// purgeBindingBatch purges up to purgeBatch bindings in one transaction, with its own deadline.
 func (db *DB) purgeBindingBatch(ctx context.Context, scope func(*gorm.DB) *gorm.DB) (int, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	var rows []bindingRow
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
 		if err := scope(tx).Order("id").Limit(purgeBatch).Find(&rows).Error; err != nil {
@@ -69,6 +74,8 @@ func (db *DB) purgeBindingBatch(ctx context.Context, scope func(*gorm.DB) *gorm.
 // PurgeSMSCodes deletes SMS code rows (hashes, mobiles, IPs) created before before. With dryRun
 // it only counts.
 func (db *DB) PurgeSMSCodes(ctx context.Context, before time.Time, dryRun bool) (int, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	q := db.gdb.WithContext(ctx).Model(&smsCodeRow{}).Where("created_at < ?", ts(before))
 	if dryRun {
 		var n int64
@@ -82,6 +89,8 @@ func (db *DB) PurgeSMSCodes(ctx context.Context, before time.Time, dryRun bool) 
 // ForgetSMSIPs blanks the requesting IP of SMS code rows created before before: the IP is kept
 // only as long as the per-IP limit counts it. With dryRun it only counts.
 func (db *DB) ForgetSMSIPs(ctx context.Context, before time.Time, dryRun bool) (int, error) {
+	ctx, cancel := db.bulkDeadline(ctx)
+	defer cancel()
 	q := db.gdb.WithContext(ctx).Model(&smsCodeRow{}).Where("created_at < ? AND ip <> ''", ts(before))
 	if dryRun {
 		var n int64

@@ -59,6 +59,8 @@ func (r *smsCodeRow) toApp() *app.SMSCode {
 
 // CreateSMSCode stores a newly sent code, filling in ID and (when zero) CreatedAt.
 func (db *DB) CreateSMSCode(ctx context.Context, c *app.SMSCode) error {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	var row smsCodeRow
 	row.fromApp(c)
 	row.ID = 0
@@ -74,6 +76,8 @@ func (db *DB) CreateSMSCode(ctx context.Context, c *app.SMSCode) error {
 
 // LatestSMSCode returns the newest code for mobile and purpose, or ENOTFOUND.
 func (db *DB) LatestSMSCode(ctx context.Context, mobile string, purpose app.Purpose) (*app.SMSCode, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	var row smsCodeRow
 	q := db.gdb.WithContext(ctx).Where("mobile = ?", mobile)
 	if purpose != "" {
@@ -89,16 +93,22 @@ func (db *DB) LatestSMSCode(ctx context.Context, mobile string, purpose app.Purp
 // CountSMSCodes counts the codes sent to mobile for its holder's own use (any purpose; 换绑 codes
 // requested by another number are not counted) at or after since.
 func (db *DB) CountSMSCodes(ctx context.Context, mobile string, since time.Time) (int, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	return db.countSMSCodes(ctx, "count sms codes", "mobile = ? AND requester = ''", mobile, since)
 }
 
 // CountSMSCodesByIP counts codes requested from ip at or after since.
 func (db *DB) CountSMSCodesByIP(ctx context.Context, ip string, since time.Time) (int, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	return db.countSMSCodes(ctx, "count sms codes by ip", "ip = ?", ip, since)
 }
 
 // CountSMSCodesByRequester counts the 换绑 codes requested by a number at or after since.
 func (db *DB) CountSMSCodesByRequester(ctx context.Context, requester string, since time.Time) (int, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	return db.countSMSCodes(ctx, "count sms codes by requester", "requester = ?", requester, since)
 }
 
@@ -118,6 +128,8 @@ func (db *DB) countSMSCodes(ctx context.Context, op, cond, value string, since t
 // can never be evaluated more than max times in all. When the condition fails it returns
 // ECONFLICT (used, expired or out of guesses) or ENOTFOUND.
 func (db *DB) ClaimSMSAttempt(ctx context.Context, id int64, maxAttempts int, now time.Time) (int, error) {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	var attempts int
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&smsCodeRow{}).
@@ -149,8 +161,10 @@ func (db *DB) ClaimSMSAttempt(ctx context.Context, id int64, maxAttempts int, no
 // concurrent uses exactly one succeeds; the other (and any later one) gets ECONFLICT. The guess
 // that uses it must have been counted by ClaimSMSAttempt first.
 func (db *DB) UseSMSCode(ctx context.Context, id int64, at time.Time) error {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
-		return updateOnce(tx, &smsCodeRow{}, id, "used_at IS NULL", map[string]any{"used_at": ts(at)},
+		return updateOnce(tx, &smsCodeRow{}, id, "used_at IS NULL", nil, map[string]any{"used_at": ts(at)},
 			"验证码已使用,请重新获取")
 	})
 	return storeErr("use sms code", err, msgCodeNotFound, "")

@@ -33,16 +33,19 @@ type Config struct {
 	Driver string `mapstructure:"driver"`
 	// DSN is a go-sql-driver/mysql DSN for mysql, or a file path (or ":memory:") for sqlite.
 	DSN string `mapstructure:"dsn"`
+	// CallTimeout bounds one database call; 0 means DefaultCallTimeout.
+	CallTimeout time.Duration `mapstructure:"-"`
 }
 
 // DB is the gorm-backed implementation of app.Store. A DB returned by Open is safe for
 // concurrent use; the DB handed to a Tx callback is bound to that transaction.
 type DB struct {
-	gdb    *gorm.DB
-	driver string
-	now    func() time.Time
-	log    *slog.Logger
-	inTx   bool
+	gdb     *gorm.DB
+	driver  string
+	now     func() time.Time
+	log     *slog.Logger
+	timeout time.Duration // of one call (CallTimeout)
+	inTx    bool
 }
 
 var _ app.Store = (*DB)(nil)
@@ -81,7 +84,10 @@ func Open(ctx context.Context, cfg Config, now func() time.Time, log *slog.Logge
 		return nil, err
 	}
 
-	db := &DB{driver: cfg.Driver, now: now, log: log}
+	db := &DB{driver: cfg.Driver, now: now, log: log, timeout: cfg.CallTimeout}
+	if db.timeout <= 0 {
+		db.timeout = DefaultCallTimeout
+	}
 	db.gdb, err = gorm.Open(dialector, &gorm.Config{
 		// ErrDuplicatedKey and friends work the same on both drivers.
 		TranslateError: true,
@@ -97,8 +103,8 @@ func Open(ctx context.Context, cfg Config, now func() time.Time, log *slog.Logge
 	return db, nil
 }
 
-// openMySQL opens a pool on dsn with the settings the store relies on, whatever the DSN says.
-func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
+// mysqlConfig parses dsn and applies the settings the store relies on, whatever the DSN says.
+func mysqlConfig(dsn string) (*mysqldrv.Config, error) {
 	mc, err := mysqldrv.ParseDSN(dsn)
 	if err != nil {
 		// The parser's message never contains the password.
@@ -115,8 +121,25 @@ func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
 	// RowsAffected counts matched rows rather than changed rows, as SQLite does: the
 	// conditional UPDATEs (IfStatus, claims, single-use codes) rely on it.
 	mc.ClientFoundRows = true
+	// Dial, read and write timeouts, unless the DSN sets its own: a database that stops
+	// answering fails a call instead of hanging it (every call also has a context deadline).
 	if mc.Timeout == 0 {
-		mc.Timeout = 10 * time.Second
+		mc.Timeout = dialTimeout
+	}
+	if mc.ReadTimeout == 0 {
+		mc.ReadTimeout = readTimeout
+	}
+	if mc.WriteTimeout == 0 {
+		mc.WriteTimeout = writeTimeout
+	}
+	return mc, nil
+}
+
+// openMySQL opens a pool on dsn (see mysqlConfig) and sizes it.
+func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
+	mc, err := mysqlConfig(dsn)
+	if err != nil {
+		return nil, err
 	}
 	connector, err := mysqldrv.NewConnector(mc)
 	if err != nil {
@@ -187,23 +210,29 @@ func (db *DB) Close() error {
 	return sqlDB.Close()
 }
 
-// Ping checks that the database answers a query.
+// Ping checks that the database answers a query within the call timeout. Its error is plain
+// (config check prints it), not an app error.
 func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
 	if err := db.gdb.WithContext(ctx).Exec("SELECT 1").Error; err != nil {
-		return fmt.Errorf("store: ping: %w", err)
+		return wrapOp("ping", err)
 	}
 	return nil
 }
 
-// Tx runs fn in one transaction with a Store bound to it. Inside a transaction it simply runs fn
-// in the current one.
+// Tx runs fn in one transaction with a Store bound to it, all within one call timeout. Inside a
+// transaction it simply runs fn in the current one.
 func (db *DB) Tx(ctx context.Context, fn func(tx app.Store) error) error {
 	if db.inTx {
 		return fn(db)
 	}
-	return db.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&DB{gdb: tx, driver: db.driver, now: db.now, log: db.log, inTx: true})
+	ctx, cancel := db.deadline(ctx)
+	defer cancel()
+	err := db.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(&DB{gdb: tx, driver: db.driver, now: db.now, log: db.log, timeout: db.timeout, inTx: true})
 	})
+	return storeErr("transaction", err, "", "")
 }
 
 // transaction runs fn atomically. Inside a Tx gorm turns it into a savepoint, so a method that
@@ -229,12 +258,12 @@ func tsPtr(t *time.Time) *time.Time {
 	return &v
 }
 
-// updateOnce is a single-use UPDATE of row id of model: it writes cols only while cond holds
-// (e.g. "used_at IS NULL"), so of two concurrent writers exactly one succeeds. When nothing
-// matched it tells a missing row (gorm.ErrRecordNotFound) from one whose cond no longer holds
-// (ECONFLICT with the message conflict). Run it in a transaction.
-func updateOnce(tx *gorm.DB, model any, id int64, cond string, cols map[string]any, conflict string) error {
-	res := tx.Model(model).Where("id = ? AND "+cond, id).Updates(cols)
+// updateOnce is a single-use UPDATE of row id of model: it writes cols only while cond (with its
+// args) holds (e.g. "used_at IS NULL"), so of two concurrent writers exactly one succeeds. When
+// nothing matched it tells a missing row (gorm.ErrRecordNotFound) from one whose cond no longer
+// holds (ECONFLICT with the message conflict). Run it in a transaction.
+func updateOnce(tx *gorm.DB, model any, id int64, cond string, args []any, cols map[string]any, conflict string) error {
+	res := tx.Model(model).Where("id = ?", id).Where(cond, args...).Updates(cols)
 	if res.Error != nil || res.RowsAffected == 1 {
 		return res.Error
 	}
@@ -259,7 +288,8 @@ func toApps[R, T any](rows []R, toApp func(*R) *T) []*T {
 
 // storeErr translates err into the app error model: a missing row becomes ENOTFOUND with
 // notFound and a unique-key violation ECONFLICT with conflict (when those messages are given);
-// app errors pass through; anything else is wrapped with the operation name.
+// a database that cannot be reached or did not answer in time EUNAVAILABLE (unavailable); app
+// errors pass through; anything else is wrapped with the operation name.
 func storeErr(op string, err error, notFound, conflict string) error {
 	var ae *app.Error
 	switch {
@@ -271,9 +301,14 @@ func storeErr(op string, err error, notFound, conflict string) error {
 		return app.Errorf(app.ENOTFOUND, "%s", notFound)
 	case conflict != "" && errors.Is(err, gorm.ErrDuplicatedKey):
 		return app.Errorf(app.ECONFLICT, "%s", conflict)
+	case unavailable(err):
+		return unavailableErr(op, err)
 	}
-	return fmt.Errorf("store: %s: %w", op, err)
+	return wrapOp(op, err)
 }
+
+// wrapOp wraps err with the operation name.
+func wrapOp(op string, err error) error { return fmt.Errorf("store: %s: %w", op, err) }
 
 // gormLogger routes gorm's log to slog. Statements are logged with placeholders only, so member
 // data (mobiles, names) never reaches the log.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/silenceper/wechat/v2/util"
 	"github.com/silenceper/wechat/v2/work/message"
@@ -20,7 +21,14 @@ type apiTextMessage struct {
 	MsgType string     `json:"msgtype"`
 	AgentID int64      `json:"agentid"`
 	Text    apiTextMsg `json:"text"`
+	// EnableDuplicateCheck (0/1) makes WeCom drop a message identical to one sent within
+	// DuplicateCheckInterval seconds (default 1800, at most 4 h).
+	EnableDuplicateCheck   int   `json:"enable_duplicate_check,omitempty"`
+	DuplicateCheckInterval int64 `json:"duplicate_check_interval,omitempty"`
 }
+
+// maxDuplicateCheck is the longest duplicate_check_interval WeCom accepts.
+const maxDuplicateCheck = 4 * time.Hour
 
 type apiTextMsg struct {
 	Content string `json:"content"`
@@ -37,15 +45,21 @@ type apiMenu struct {
 const apiMenuNotSet = 46003
 
 // SendText sends a text app message (app secret) to toUser ("id1|id2" or "@all"). Content is cut
-// by WeCom at 2048 bytes. The call is never resent (a resend could deliver twice); messages beyond
-// 30 per member per minute are dropped by WeCom without an error.
+// by WeCom at 2048 bytes. The call is never resent here (a resend could deliver twice); messages
+// beyond 30 per member per minute are dropped by WeCom without an error. With dedup > 0 the
+// duplicate check is on: WeCom drops a message identical to one it accepted within dedup (capped
+// at 4 h), so that a caller resending after an unknown outcome delivers it once.
 //
 // @see https://developer.work.weixin.qq.com/document/path/90236
-func (c *Client) SendText(ctx context.Context, toUser, content string) error {
+func (c *Client) SendText(ctx context.Context, toUser, content string, dedup time.Duration) error {
+	body := apiTextMessage{ToUser: toUser, MsgType: "text", AgentID: c.cfg.AgentID, Text: apiTextMsg{Content: content}}
+	if dedup > 0 {
+		body.EnableDuplicateCheck = 1
+		body.DuplicateCheckInterval = int64(min(dedup, maxDuplicateCheck) / time.Second)
+	}
 	var res message.SendResponse
 	err := c.call(ctx, apiReq{
-		op: "message/send", method: http.MethodPost, tok: c.app,
-		body:  apiTextMessage{ToUser: toUser, MsgType: "text", AgentID: c.cfg.AgentID, Text: apiTextMsg{Content: content}},
+		op: "message/send", method: http.MethodPost, tok: c.app, body: body,
 		attrs: []slog.Attr{slog.String("touser", toUser), slog.Int("bytes", len(content))},
 	}, &res)
 	if err != nil {

@@ -183,7 +183,7 @@ func TestClientTokensPerSecret(t *testing.T) {
 		if _, err := f.c.GetUser(ctx, "zs"); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.c.SendText(ctx, "zs", "你好"); err != nil {
+		if err := f.c.SendText(ctx, "zs", "你好", 0); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.c.UserIDByMobile(ctx, "13800000001"); err != nil {
@@ -252,11 +252,11 @@ func TestClientRefreshesRejectedToken(t *testing.T) {
 			f := newAPIFixture(t, nil)
 			ctx := context.Background()
 			f.addMember(t, wecomtest.Member{UserID: "zs"})
-			if err := f.c.SendText(ctx, "zs", "1"); err != nil {
+			if err := f.c.SendText(ctx, "zs", "1", 0); err != nil {
 				t.Fatal(err)
 			}
 			tc.reject(f.sim)
-			if err := f.c.SendText(ctx, "zs", "2"); err != nil {
+			if err := f.c.SendText(ctx, "zs", "2", 0); err != nil {
 				t.Fatalf("after %s: %v", tc.name, err)
 			}
 			if n := f.sim.CallCount("gettoken"); n != 2 {
@@ -277,7 +277,7 @@ func TestClientRefreshesRejectedToken(t *testing.T) {
 			var wg sync.WaitGroup
 			errs := make(chan error, 20)
 			for range 20 {
-				wg.Go(func() { errs <- f.c.SendText(ctx, "zs", "burst") })
+				wg.Go(func() { errs <- f.c.SendText(ctx, "zs", "burst", 0) })
 			}
 			wg.Wait()
 			close(errs)
@@ -314,7 +314,7 @@ func TestClientWrongSecretNoLoop(t *testing.T) {
 	f := newAPIFixture(t, func(c *wecom.Config) { c.AppSecret = "wrong-secret" })
 	ctx := context.Background()
 	for range 3 {
-		err := f.c.SendText(ctx, "zs", "x")
+		err := f.c.SendText(ctx, "zs", "x", 0)
 		if we := apiWeComError(t, err); we.Code != 40001 || we.Op != "gettoken" {
 			t.Fatalf("error = %+v, want gettoken 40001", we)
 		}
@@ -434,7 +434,7 @@ func TestClientTransportRetry(t *testing.T) {
 	}
 
 	f.sim.Inject("message/send", 1, wecomtest.Fault{HTTPStatus: http.StatusBadGateway})
-	if we := apiWeComError(t, f.c.SendText(ctx, "a", "x")); !we.Unknown {
+	if we := apiWeComError(t, f.c.SendText(ctx, "a", "x", 0)); !we.Unknown {
 		t.Errorf("502: %+v, want Unknown", we)
 	}
 	if n := len(f.sim.Messages()); n != 0 {
@@ -464,7 +464,7 @@ func TestClientRedactsCredentials(t *testing.T) {
 	f.sim.Inject("batch/invite", 1, wecomtest.Fault{Reset: true})
 	collect(f.c.Invite(ctx, "zs"))
 	f.sim.Inject("message/send", 1, wecomtest.Fault{HTTPStatus: 502})
-	collect(f.c.SendText(ctx, "zs", "x"))
+	collect(f.c.SendText(ctx, "zs", "x", 0))
 	_, _, err = f.c.UserFromCode(ctx, "bogus")
 	collect(err)
 	_, err = f.c.UserIDByMobile(ctx, "13900000000")

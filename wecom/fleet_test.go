@@ -50,7 +50,7 @@ func burst(t *testing.T, cs []*wecom.Client, n int, call func(c *wecom.Client, i
 // every replica of burst (i/2, not i, so that with two replicas the two do not pair up).
 func sendAndLookUp(c *wecom.Client, i int) error {
 	if i/2%2 == 0 {
-		return c.SendText(context.Background(), "zs", "hi")
+		return c.SendText(context.Background(), "zs", "hi", 0)
 	}
 	_, err := c.UserIDByMobile(context.Background(), "13800000001")
 	return err

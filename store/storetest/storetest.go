@@ -1,6 +1,7 @@
 // Package storetest opens real, migrated stores for other packages' tests: a fresh SQLite file,
 // or a fresh database on the MariaDB/MySQL server named by TEST_MYSQL_DSN (dropped when the test
-// ends). Tests that need MariaDB skip without TEST_MYSQL_DSN; .ci/run always sets it.
+// ends), optionally behind a Proxy that can cut or blackhole it. Tests that need MariaDB skip
+// without TEST_MYSQL_DSN; .ci/run always sets it.
 package storetest
 
 import (
@@ -9,8 +10,10 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,4 +88,181 @@ func FreshMySQLDSN(tb testing.TB) string {
 	})
 	cfg.DBName = name
 	return cfg.FormatDSN()
+}
+
+// Proxy forwards TCP connections to a target (a MariaDB server) and plays outages: Cut closes
+// every connection and refuses new ones (a database that is gone or restarting), Blackhole
+// stalls every connection, old and new, without an answer (a network that drops packets), and
+// Restore forwards again, releasing what was stalled.
+type Proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	mode  int
+	gate  chan struct{} // closed while forwarding; a stalled copy waits for it
+	conns map[net.Conn]struct{}
+}
+
+const (
+	proxyForward = iota
+	proxyCut
+	proxyBlackhole
+)
+
+// NewProxy listens on a free loopback port and forwards to target until tb ends.
+func NewProxy(tb testing.TB, target string) *Proxy {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("storetest: proxy: %v", err)
+	}
+	p := &Proxy{ln: ln, target: target, gate: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	close(p.gate)
+	go p.serve()
+	tb.Cleanup(func() {
+		_ = ln.Close()
+		p.Restore()
+		p.closeAll()
+	})
+	return p
+}
+
+// ProxiedMySQLDSN is FreshMySQLDSN reached through a new Proxy.
+func ProxiedMySQLDSN(tb testing.TB) (string, *Proxy) {
+	tb.Helper()
+	cfg, err := mysqldrv.ParseDSN(FreshMySQLDSN(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := NewProxy(tb, cfg.Addr)
+	cfg.Net, cfg.Addr = "tcp", p.Addr()
+	return cfg.FormatDSN(), p
+}
+
+// Addr is the proxy's host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut closes every connection and closes new ones at once until Restore.
+func (p *Proxy) Cut() {
+	p.set(proxyCut)
+	p.closeAll()
+}
+
+// Blackhole stalls every connection, and accepts new ones without forwarding, until Restore.
+func (p *Proxy) Blackhole() { p.set(proxyBlackhole) }
+
+// Restore forwards again.
+func (p *Proxy) Restore() { p.set(proxyForward) }
+
+func (p *Proxy) set(mode int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case mode == proxyForward && p.mode == proxyBlackhole:
+		close(p.gate)
+	case mode == proxyBlackhole && p.mode != proxyBlackhole:
+		p.gate = make(chan struct{})
+	}
+	p.mode = mode
+}
+
+func (p *Proxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, c)
+	}
+}
+
+func (p *Proxy) state() (int, chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mode, p.gate
+}
+
+func (p *Proxy) track(add bool, cs ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range cs {
+		if add {
+			p.conns[c] = struct{}{}
+		} else {
+			delete(p.conns, c)
+		}
+	}
+}
+
+func (p *Proxy) serve() {
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return // listener closed
+		}
+		if mode, _ := p.state(); mode == proxyCut {
+			_ = in.Close()
+			continue
+		}
+		go p.forward(in)
+	}
+}
+
+func (p *Proxy) forward(in net.Conn) {
+	p.track(true, in)
+	defer p.track(false, in)
+	defer in.Close()
+	if !p.wait() {
+		return
+	}
+	out, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+	if err != nil {
+		return
+	}
+	p.track(true, out)
+	defer p.track(false, out)
+	done := make(chan struct{}, 2)
+	go p.pipe(out, in, done)
+	go p.pipe(in, out, done)
+	<-done
+	_ = in.Close()
+	_ = out.Close()
+	<-done
+}
+
+// wait holds a connection while the proxy stalls; false when it was cut meanwhile.
+func (p *Proxy) wait() bool {
+	for {
+		mode, gate := p.state()
+		switch mode {
+		case proxyCut:
+			return false
+		case proxyForward:
+			return true
+		}
+		select {
+		case <-gate:
+		case <-time.After(100 * time.Millisecond): // notice a Cut, and a closed conn at the end
+		}
+	}
+}
+
+// pipe copies src to dst, holding each chunk while the proxy stalls.
+func (p *Proxy) pipe(dst, src net.Conn, done chan<- struct{}) {
+	defer func() { done <- struct{}{} }()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !p.wait() {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

@@ -136,6 +136,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case (f.Drop || f.Reset) && f.NotApplied:
 			s.abort(w, r, f)
 			return
+		case f.ApplyAfter > 0 && !s.hold(f.ApplyAfter):
+			return
 		}
 	}
 
@@ -181,6 +183,18 @@ func (s *Server) wait(r *http.Request, d time.Duration) bool {
 		return true
 	case <-r.Context().Done():
 		return false
+	case <-s.closed:
+		return false
+	}
+}
+
+// hold sleeps d whatever the client does; it reports false when the server closed first.
+func (s *Server) hold(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
 	case <-s.closed:
 		return false
 	}

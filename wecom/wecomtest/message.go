@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wecampus/wecampus/app"
 )
@@ -34,6 +35,8 @@ func (s *Server) messageSend(_ url.Values, body []byte, _ *http.Request) reply {
 		Text    struct {
 			Content string `json:"content"`
 		} `json:"text"`
+		DuplicateCheck    int   `json:"enable_duplicate_check"`
+		DuplicateInterval int64 `json:"duplicate_check_interval"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		return reply{code: 40058}
@@ -70,6 +73,9 @@ func (s *Server) messageSend(_ url.Values, body []byte, _ *http.Request) reply {
 		return reply{code: 81013}
 	}
 	agent, _ := strconv.ParseInt(strings.Trim(string(req.AgentID), `"`), 10, 64) // checked above
+	if req.DuplicateCheck == 1 && s.duplicate(agent, req.ToUser, req.ToParty, req.ToTag, req.MsgType, req.Text.Content, body, req.DuplicateInterval) {
+		return reply{fields: map[string]any{"invaliduser": "", "invalidparty": "", "invalidtag": "", "unlicenseduser": "", "msgid": randHex(12)}}
+	}
 	for _, to := range valid {
 		s.messages = append(s.messages, Message{
 			AgentID: agent, ToUser: to, MsgType: req.MsgType, Content: req.Text.Content,
@@ -80,6 +86,30 @@ func (s *Server) messageSend(_ url.Values, body []byte, _ *http.Request) reply {
 		"invaliduser": strings.Join(invalid, "|"), "invalidparty": "", "invalidtag": "",
 		"unlicenseduser": "", "msgid": randHex(12),
 	}}
+}
+
+// duplicate applies WeCom's duplicate check (doc 90236): a message identical to one accepted
+// within interval seconds (default 1800, at most 4 h) is answered ok but not delivered. Identical
+// means the same app, recipients and content. Callers hold s.mu.
+func (s *Server) duplicate(agent int64, toUser, toParty, toTag, msgType, content string, body []byte, interval int64) bool {
+	if interval <= 0 {
+		interval = 1800
+	}
+	interval = min(interval, 4*3600)
+	if msgType != "text" {
+		content = string(body)
+	}
+	key := strings.Join([]string{strconv.FormatInt(agent, 10), toUser, toParty, toTag, msgType, content}, "\x00")
+	now := s.now()
+	if last, ok := s.lastSent[key]; ok && now.Sub(last) < time.Duration(interval)*time.Second {
+		s.duplicates++
+		return true
+	}
+	if s.lastSent == nil {
+		s.lastSent = map[string]time.Time{}
+	}
+	s.lastSent[key] = now
+	return false
 }
 
 // menuTypes are the valid button types (doc 90231); all but view and view_miniprogram need a key.

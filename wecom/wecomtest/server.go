@@ -117,6 +117,10 @@ type Fault struct {
 	// HTTPStatus answers with this HTTP status and a non-JSON body, without applying the call
 	// (a proxy or gateway failure).
 	HTTPStatus int
+	// ApplyAfter holds the call this long before applying it, whether or not the client still
+	// waits (WeCom landing a write late: a client that gave up earlier and reads at once finds
+	// nothing yet).
+	ApplyAfter time.Duration
 }
 
 type faultSlot struct {
@@ -162,6 +166,8 @@ type Server struct {
 	tfaTokens  map[string]*code // tfa_code values handed out by auth/get_tfa_info
 	menus      map[int64][]app.MenuButton
 	messages   []Message
+	lastSent   map[string]time.Time // duplicate check: when each distinct message was last accepted
+	duplicates int                  // messages dropped by the duplicate check
 	invites    []Invite
 	calls      []Call
 	faults     map[string][]*faultSlot
@@ -386,6 +392,14 @@ func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.messages)
+}
+
+// Duplicates counts the message/send calls answered ok but dropped by the duplicate check
+// (enable_duplicate_check): an identical message was accepted within duplicate_check_interval.
+func (s *Server) Duplicates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.duplicates
 }
 
 // Invites returns the invitations recorded so far, oldest first.
