@@ -154,6 +154,9 @@ func (s *Service) bind(ctx context.Context, p *Person, mobile string) (*BindResu
 		return nil, err
 	}
 	if holder, err := s.Store.FindLiveBinding(ctx, "mobile", mobile); err == nil {
+		if holder.Number == p.Number {
+			return s.alreadyBound(holder), nil // bound by a concurrent request a moment ago
+		}
 		return &BindResult{Conflict: s.mobileConflict(p.Name, p.Key, p.Number, mobile, holder)}, nil
 	} else if ErrorCode(err) != ENOTFOUND {
 		return nil, err

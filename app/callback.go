@@ -39,12 +39,12 @@ func (s *Service) HandleInbound(ctx context.Context, in *Inbound) (Reply, error)
 func (s *Service) applyOnce(ctx context.Context, in *Inbound, effect func(context.Context, Store, *Inbound) error) error {
 	key := in.DedupKey()
 	applied := false
-	err := s.Store.Tx(ctx, func(tx Store) error {
+	err := s.Store.Tx(ctx, func(tx Store) error { // may run again (a deadlock victim)
 		first, err := tx.MarkInboundSeen(ctx, key, s.now())
+		applied = first
 		if err != nil || !first {
 			return err
 		}
-		applied = true
 		return effect(ctx, tx, in)
 	})
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 // runs inside Tx.
 type Store interface {
 	// Tx runs fn in one database transaction; fn must use only the Store it is given. If fn
-	// returns an error, everything it wrote is rolled back.
+	// returns an error, everything it wrote is rolled back. fn may run more than once (a
+	// transaction the database aborted to break a deadlock is run again), so it must have no
+	// effect outside the Store.
 	Tx(ctx context.Context, fn func(tx Store) error) error
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

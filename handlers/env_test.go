@@ -82,6 +82,7 @@ type envConfig struct {
 	rateLimit                int           // server.rate_limit.per_minute; 0: the default
 	rateLimiter              handlers.RateLimiter
 	redisUp                  func() bool // Deps.RedisUp
+	fleet                    *fleetParts // a replica of a fleet: its shared database, WeCom, CAS and SMS
 }
 
 // withPersonAttribute configures identity.person_attribute: 换绑 needs equal person ids.
@@ -131,6 +132,9 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	if cfg.mysql {
 		storeCfg = store.Config{Driver: store.DriverMySQL, DSN: freshMySQL(tb)}
 	}
+	if cfg.fleet != nil {
+		e.baseURL, storeCfg = cfg.fleet.baseURL, cfg.fleet.store
+	}
 	e.dbPath = storeCfg.DSN
 	db, err := store.Open(ctx, storeCfg, time.Now, log)
 	if err != nil {
@@ -143,6 +147,9 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	e.db = db
 
 	e.sim = wecomtest.New(cfg.corpID)
+	if cfg.fleet != nil {
+		e.sim = cfg.fleet.sim
+	}
 	tb.Cleanup(e.sim.Close)
 	client, err := wecom.New(wecom.Config{
 		CorpID: cfg.corpID, AppSecret: e.sim.AppSecret(), ContactsSecret: e.sim.ContactsSecret(),
@@ -152,12 +159,18 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 		tb.Fatal(err)
 	}
 	e.cas = castest.New()
+	if cfg.fleet != nil {
+		e.cas = cfg.fleet.cas
+	}
 	tb.Cleanup(e.cas.Close)
 	casClient, err := cas.New(cas.Config{BaseURL: e.cas.URL(), Protocol: 3, PersonAttr: cfg.personAttr}, nil, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	e.sms = sms.NewLog(log)
+	if cfg.fleet != nil {
+		e.sms = cfg.fleet.sms
+	}
 	policy, err := app.NewIdentityPolicy("{{.Number}}", []app.IdentityRuleConfig{
 		{Type: "student", Number: "^[0-9]{8,12}$", Department: 2, Label: "学生"},
 		{Type: "staff", Department: 3, Label: "教职工"},

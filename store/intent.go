@@ -100,7 +100,8 @@ func (db *DB) CreateIntent(ctx context.Context, in *app.Intent) error {
 	if in.CreatedAt.IsZero() {
 		row.CreatedAt = db.timestamp()
 	}
-	if err := db.gdb.WithContext(ctx).Create(&row).Error; err != nil {
+	err := db.transaction(ctx, func(tx *gorm.DB) error { return tx.Create(&row).Error })
+	if err != nil {
 		return storeErr("create intent", err, "", "该学工号正在办理中,请稍后再试")
 	}
 	in.ID, in.CreatedAt = row.ID, row.CreatedAt

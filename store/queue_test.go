@@ -449,3 +449,34 @@ func TestIntentsConcurrent(t *testing.T) {
 		}))
 	})
 }
+
+// TestIntentsDeadlockVictims: while one transaction closes a number's intent, many requests try
+// to open a new one for it and wait on its lock. InnoDB then picks deadlock victims among the
+// waiters; the store runs a victim's transaction again, so each waiter gets a plain answer: one
+// new intent, and ECONFLICT for the others, never an unavailable database.
+func TestIntentsDeadlockVictims(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, _ *clock) {
+		ctx := context.Background()
+		for round := range 5 {
+			number := fmt.Sprint("race", round)
+			first := &app.Intent{Op: app.OpBind, Number: number}
+			if err := db.CreateIntent(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			closing := make(chan struct{})
+			go func() {
+				_ = db.Tx(ctx, func(tx app.Store) error {
+					err := tx.CloseIntent(ctx, first.ID, "bound", t0)
+					close(closing)
+					time.Sleep(200 * time.Millisecond) // the others queue up on the lock
+					return err
+				})
+			}()
+			<-closing
+			results := runConcurrently(12, func(int) error {
+				return db.CreateIntent(ctx, &app.Intent{Op: app.OpBind, Number: number})
+			})
+			wantOneWinner(t, results)
+		}
+	})
+}

@@ -229,7 +229,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx app.Store) error) error {
 	}
 	ctx, cancel := db.deadline(ctx)
 	defer cancel()
-	err := db.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := db.transaction(ctx, func(tx *gorm.DB) error {
 		return fn(&DB{gdb: tx, driver: db.driver, now: db.now, log: db.log, timeout: db.timeout, inTx: true})
 	})
 	return storeErr("transaction", err, "", "")
@@ -237,8 +237,23 @@ func (db *DB) Tx(ctx context.Context, fn func(tx app.Store) error) error {
 
 // transaction runs fn atomically. Inside a Tx gorm turns it into a savepoint, so a method that
 // fails half-way leaves nothing behind even when the caller goes on with its transaction.
+//
+// A transaction InnoDB picks as a deadlock victim is rolled back whole and run again (fn must
+// therefore only touch the database). Such deadlocks are routine under races on one unique key:
+// requests waiting to insert a key another transaction is deleting each get a shared lock, then
+// all want the exclusive one. Inside a Tx the enclosing transaction is the one run again.
 func (db *DB) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return db.gdb.WithContext(ctx).Transaction(fn)
+	for attempt := 1; ; attempt++ {
+		err := db.gdb.WithContext(ctx).Transaction(fn)
+		if db.inTx || attempt > deadlockRetries || !deadlocked(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * deadlockBackoff):
+		}
+	}
 }
 
 // timestamp is the store's clock in storage form.

@@ -62,6 +62,19 @@ var unavailableMySQL = map[uint16]bool{
 	3024: true, // ER_QUERY_TIMEOUT (MySQL max_execution_time)
 }
 
+// A deadlock victim's transaction is run again up to deadlockRetries times, after attempt ×
+// deadlockBackoff.
+const (
+	deadlockRetries = 5
+	deadlockBackoff = 5 * time.Millisecond
+)
+
+// deadlocked reports whether err is InnoDB's deadlock error (the transaction was rolled back).
+func deadlocked(err error) bool {
+	var me *mysqldrv.MySQLError
+	return errors.As(err, &me) && me.Number == 1213
+}
+
 // SQLite result codes (the primary code is the low byte of an extended one) that mean another
 // connection holds the database for now.
 const (
