@@ -348,7 +348,7 @@ func (s *Service) adoptMember(ctx context.Context, in *Intent, m *Member) (Statu
 func (s *Service) mobileHeldInWeCom(ctx context.Context, in *Intent) (*BindResult, error) {
 	if in.Op == OpRebind {
 		// The released member still holds the mobile in WeCom: keep the intent for the retry.
-		return nil, Errorf(EUNAVAILABLE, "旧账号正在释放中，请稍后点击“重试”完成换绑。")
+		return nil, s.keepOpen(ctx, in, Errorf(EUNAVAILABLE, "旧账号正在释放中，请稍后点击“重试”完成换绑。"))
 	}
 	c := &Conflict{Mobile: in.Mobile, Message: fmt.Sprintf("手机号 %s 已被企业微信中的其他成员使用。一个手机号只能对应一个成员，请更换手机号；如有疑问，请联系学校信息化管理部门。", MaskMobile(in.Mobile))}
 	holderID, err := s.WeCom.UserIDByMobile(ctx, in.Mobile)

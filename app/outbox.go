@@ -97,7 +97,7 @@ func (s *Service) whileLeased(ctx context.Context, id int64, owner string, lease
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(lease / 3)
+		t := time.NewTicker(max(lease/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {

@@ -205,6 +205,39 @@ func TestBindRetryResolvesAtOnce(t *testing.T) {
 	}
 }
 
+func TestBindStaleIntentWeComLimit(t *testing.T) {
+	// Resolving an earlier request's intent meets WeCom's concurrency limit (45033): a 503 page
+	// with the form kept, never a 500; the intent stays open for the next try.
+	e := newEnv(t, withLocalBaseURL())
+	clock := e.useClock()
+	m := e.person("2021123456", "张三", "student")
+	until := clock.Now().Add(-time.Second)
+	in := &app.Intent{Op: app.OpBind, Number: "2021123456", UserID: "2021123456", Mobile: "13800001234", Name: "张三",
+		Type: "student", Department: 2, CreatedAt: clock.Now().Add(-time.Minute), ClaimOwner: "gone", ClaimUntil: &until, Tries: 1}
+	if err := e.db.CreateIntent(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.Inject("user/get", 1, wecomtest.Fault{ErrCode: 45033})
+	r := m.submitMobile("13800001234")
+	mustStatus(t, "45033 while resolving", r, http.StatusServiceUnavailable)
+	if !hasForm(r.page(), "/bind/mobile", "mobile") {
+		t.Fatalf("no form to submit again\n%s", r.body)
+	}
+	if got := e.tally(); got.OpenIntents != 1 || got.Bindings != 0 {
+		t.Fatalf("stored: %v", got)
+	}
+	if e.writeCalls() != 0 {
+		t.Fatal("wrote to WeCom")
+	}
+	// The gone request's create could still land for a minute after its claim ran out; after
+	// that, the next try finds no member and creates it.
+	clock.Advance(time.Minute)
+	mustStatus(t, "next try", m.submitMobile("13800001234"), http.StatusOK)
+	if e.liveBinding("2021123456") == nil || e.sim.CallCount("user/create") != 1 {
+		t.Fatal("no binding after the next try")
+	}
+}
+
 func TestBindStaleIntentResolvedByRetry(t *testing.T) {
 	// The process died after user/create and before the binding insert; the member comes back
 	// after the intent went stale (before the repair ran): the retry resolves it by reading.

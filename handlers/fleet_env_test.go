@@ -54,7 +54,7 @@ type fleet struct {
 // a test can still skip a wait.
 type shiftClock struct{ off atomic.Int64 }
 
-func (c *shiftClock) Now() time.Time         { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *shiftClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *shiftClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // fleetKinds runs fn on a SQLite file and on MariaDB (skipped without TEST_MYSQL_DSN).

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -87,4 +88,43 @@ func TestMySQLOutage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	check("restored", "")
+}
+
+// TestTxIdleTimeout: a transaction of many calls may take longer than the call timeout in all,
+// as long as no wait between its calls does; one left idle longer is rolled back.
+func TestTxIdleTimeout(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: t.TempDir() + "/tx.db", CallTimeout: 200 * time.Millisecond}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = db.Tx(ctx, func(tx app.Store) error {
+		for i := range 10 {
+			time.Sleep(50 * time.Millisecond)
+			if _, err := tx.MarkInboundSeen(ctx, fmt.Sprint("busy", i), t0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || time.Since(start) < 400*time.Millisecond {
+		t.Fatalf("busy transaction: %v after %v", err, time.Since(start))
+	}
+	err = db.Tx(ctx, func(tx app.Store) error {
+		if _, err := tx.MarkInboundSeen(ctx, "idle", t0); err != nil {
+			return err
+		}
+		time.Sleep(400 * time.Millisecond)
+		_, err := tx.MarkInboundSeen(ctx, "idle2", t0)
+		return err
+	})
+	wantCode(t, err, app.EUNAVAILABLE)
+	if first, err := db.MarkInboundSeen(ctx, "idle", t0); err != nil || !first {
+		t.Fatalf("the idle transaction was not rolled back: %v %v", first, err)
+	}
 }

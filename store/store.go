@@ -46,6 +46,7 @@ type DB struct {
 	log     *slog.Logger
 	timeout time.Duration // of one call (CallTimeout)
 	inTx    bool
+	idle    *time.Timer // in a Tx: ends it when no call starts for timeout
 }
 
 var _ app.Store = (*DB)(nil)
@@ -68,7 +69,7 @@ func Open(ctx context.Context, cfg Config, now func() time.Time, log *slog.Logge
 	)
 	switch cfg.Driver {
 	case DriverMySQL:
-		sqlDB, err = openMySQL(ctx, cfg.DSN)
+		sqlDB, err = openMySQL(ctx, cfg.DSN, log)
 		if err == nil {
 			dialector = mysql.New(mysql.Config{Conn: sqlDB})
 		}
@@ -135,12 +136,14 @@ func mysqlConfig(dsn string) (*mysqldrv.Config, error) {
 	return mc, nil
 }
 
-// openMySQL opens a pool on dsn (see mysqlConfig) and sizes it.
-func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
+// openMySQL opens a pool on dsn (see mysqlConfig) and sizes it. The driver's own messages (a
+// connection lost mid-call) go to log.
+func openMySQL(ctx context.Context, dsn string, log *slog.Logger) (*sql.DB, error) {
 	mc, err := mysqlConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
+	mc.Logger = mysqlLogger{log}
 	connector, err := mysqldrv.NewConnector(mc)
 	if err != nil {
 		return nil, fmt.Errorf("store: open mysql: %w", err)
@@ -221,16 +224,21 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Tx runs fn in one transaction with a Store bound to it, all within one call timeout. Inside a
-// transaction it simply runs fn in the current one.
+// Tx runs fn in one transaction with a Store bound to it. Inside a transaction it simply runs fn
+// in the current one. Each call in fn has the call timeout, and the transaction ends (rolled
+// back) when no call starts within the call timeout: beginning it and every wait between its
+// calls are bounded, while a transaction of many calls (a batch) may take longer in all.
 func (db *DB) Tx(ctx context.Context, fn func(tx app.Store) error) error {
 	if db.inTx {
 		return fn(db)
 	}
-	ctx, cancel := db.deadline(ctx)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	idle := time.AfterFunc(db.timeout, cancel)
+	defer idle.Stop()
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
-		return fn(&DB{gdb: tx, driver: db.driver, now: db.now, log: db.log, timeout: db.timeout, inTx: true})
+		idle.Reset(db.timeout)
+		return fn(&DB{gdb: tx, driver: db.driver, now: db.now, log: db.log, timeout: db.timeout, inTx: true, idle: idle})
 	})
 	return storeErr("transaction", err, "", "")
 }
@@ -324,6 +332,14 @@ func storeErr(op string, err error, notFound, conflict string) error {
 
 // wrapOp wraps err with the operation name.
 func wrapOp(op string, err error) error { return fmt.Errorf("store: %s: %w", op, err) }
+
+// mysqlLogger routes the MySQL driver's messages to slog (instead of the standard logger).
+type mysqlLogger struct{ log *slog.Logger }
+
+// Print implements mysqldrv.Logger.
+func (l mysqlLogger) Print(v ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprint(v...)), "component", "mysql")
+}
 
 // gormLogger routes gorm's log to slog. Statements are logged with placeholders only, so member
 // data (mobiles, names) never reaches the log.

@@ -36,14 +36,27 @@ const (
 // msgUnavailable is shown to members when the database does not answer.
 const msgUnavailable = "系统繁忙，请稍后再试。"
 
-// deadline returns ctx bounded by the store's call timeout.
+// deadline returns ctx bounded by the store's call timeout (and, in a Tx, keeps the transaction
+// from ending idle while the call runs).
 func (db *DB) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, db.timeout)
+	return db.bounded(ctx, db.timeout)
 }
 
 // bulkDeadline returns ctx bounded for a call over many rows.
 func (db *DB) bulkDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, max(bulkTimeout, db.timeout))
+	return db.bounded(ctx, max(bulkTimeout, db.timeout))
+}
+
+func (db *DB) bounded(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	if db.idle == nil {
+		return ctx, cancel
+	}
+	db.idle.Reset(d) // the call runs: not idle
+	return ctx, func() {
+		cancel()
+		db.idle.Reset(db.timeout) // idle from the end of the call
+	}
 }
 
 // unavailableMySQL are the server errors that say "not now" rather than "never": too many

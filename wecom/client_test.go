@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -569,6 +571,36 @@ func TestClientRequestBodies(t *testing.T) {
 	m, ok := f.sim.Member("2021001")
 	if !ok || m.Status != 4 || !m.ToInvite || m.Name != "张三丰" || len(m.Department) != 1 || m.Department[0] != 3 || m.Mobile != "13800000001" {
 		t.Errorf("member = %+v, want enabled, invited, renamed, moved, mobile kept", m)
+	}
+}
+
+// TestClientSendTextDuplicateCheck: a send with a window asks WeCom's duplicate check (capped at
+// its 4 h maximum); without one the body has neither field.
+func TestClientSendTextDuplicateCheck(t *testing.T) {
+	f := newAPIFixture(t, nil)
+	ctx := context.Background()
+	f.addMember(t, wecomtest.Member{UserID: "zs", Mobile: "13800000001"})
+	for _, d := range []time.Duration{0, time.Hour, 24 * time.Hour} {
+		if err := f.c.SendText(ctx, "zs", "欢迎", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, call := range f.sim.Calls() {
+		if call.Endpoint != "message/send" {
+			continue
+		}
+		var b map[string]any
+		if err := json.Unmarshal(call.Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprint(b["enable_duplicate_check"], "/", b["duplicate_check_interval"]))
+	}
+	if want := []string{"<nil>/<nil>", "1/3600", "1/14400"}; !slices.Equal(got, want) {
+		t.Errorf("duplicate check fields %q, want %q", got, want)
+	}
+	if n, d := len(f.sim.Messages()), f.sim.Duplicates(); n != 2 || d != 1 {
+		t.Errorf("delivered %d, dropped %d", n, d)
 	}
 }
 

@@ -73,7 +73,12 @@ func (s *Server) messageSend(_ url.Values, body []byte, _ *http.Request) reply {
 		return reply{code: 81013}
 	}
 	agent, _ := strconv.ParseInt(strings.Trim(string(req.AgentID), `"`), 10, 64) // checked above
-	if req.DuplicateCheck == 1 && s.duplicate(agent, req.ToUser, req.ToParty, req.ToTag, req.MsgType, req.Text.Content, body, req.DuplicateInterval) {
+	content := req.Text.Content
+	if req.MsgType != "text" {
+		content = string(body)
+	}
+	key := strings.Join([]string{strconv.FormatInt(agent, 10), req.ToUser, req.ToParty, req.ToTag, req.MsgType, content}, "\x00")
+	if req.DuplicateCheck == 1 && s.duplicate(key, req.DuplicateInterval) {
 		return reply{fields: map[string]any{"invaliduser": "", "invalidparty": "", "invalidtag": "", "unlicenseduser": "", "msgid": randHex(12)}}
 	}
 	for _, to := range valid {
@@ -88,18 +93,14 @@ func (s *Server) messageSend(_ url.Values, body []byte, _ *http.Request) reply {
 	}}
 }
 
-// duplicate applies WeCom's duplicate check (doc 90236): a message identical to one accepted
-// within interval seconds (default 1800, at most 4 h) is answered ok but not delivered. Identical
-// means the same app, recipients and content. Callers hold s.mu.
-func (s *Server) duplicate(agent int64, toUser, toParty, toTag, msgType, content string, body []byte, interval int64) bool {
+// duplicate applies WeCom's duplicate check (doc 90236) to the message key (app, recipients,
+// type and content): one identical to a message accepted within interval seconds (default 1800,
+// at most 4 h) is answered ok but not delivered. Callers hold s.mu.
+func (s *Server) duplicate(key string, interval int64) bool {
 	if interval <= 0 {
 		interval = 1800
 	}
 	interval = min(interval, 4*3600)
-	if msgType != "text" {
-		content = string(body)
-	}
-	key := strings.Join([]string{strconv.FormatInt(agent, 10), toUser, toParty, toTag, msgType, content}, "\x00")
 	now := s.now()
 	if last, ok := s.lastSent[key]; ok && now.Sub(last) < time.Duration(interval)*time.Second {
 		s.duplicates++

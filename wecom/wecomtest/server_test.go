@@ -525,6 +525,54 @@ func TestMessagesAndMenu(t *testing.T) {
 	wantCode(t, "deleted", s.call("menu/get", agent, nil), 46003)
 }
 
+// TestDuplicateCheck: with enable_duplicate_check a message identical to one accepted within
+// duplicate_check_interval is answered ok and not delivered; without it, or after the interval,
+// or with other content, it is delivered.
+func TestDuplicateCheck(t *testing.T) {
+	s := newSim(t)
+	tok := s.token(s.AppSecret())
+	if err := s.AddMember(wecomtest.Member{UserID: "zs", Name: "张三", Department: []int64{1}}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(content string, check int) {
+		t.Helper()
+		body := map[string]any{"touser": "zs", "msgtype": "text", "agentid": s.AgentID(), "text": map[string]string{"content": content},
+			"enable_duplicate_check": check, "duplicate_check_interval": 60}
+		wantCode(t, content, s.call("message/send", tq(tok), body), 0)
+	}
+	send("欢迎", 1)
+	send("欢迎", 1)
+	send("欢迎", 0) // no check asked: delivered
+	send("你好", 1)
+	if n, d := len(s.Messages()), s.Duplicates(); n != 3 || d != 1 {
+		t.Fatalf("delivered %d, dropped %d; want 3 and 1", n, d)
+	}
+	s.Advance(61 * time.Second)
+	send("欢迎", 1)
+	if n := len(s.Messages()); n != 4 {
+		t.Fatalf("after the interval: delivered %d, want 4", n)
+	}
+}
+
+// TestApplyAfter: a write held by ApplyAfter is applied late, after a client that gave up.
+func TestApplyAfter(t *testing.T) {
+	s := newSim(t)
+	tok := s.token(s.ContactsSecret())
+	s.Inject("user/create", 1, wecomtest.Fault{ApplyAfter: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := raw(t, ctx, s.URL(), "user/create", tq(tok), member("late", "13800000009")); err == nil {
+		t.Fatal("held call answered")
+	}
+	if _, ok := s.Member("late"); ok {
+		t.Fatal("applied before ApplyAfter")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, ok := s.Member("late"); !ok {
+		t.Fatal("not applied after ApplyAfter")
+	}
+}
+
 func TestHandlerMounted(t *testing.T) {
 	s := wecomtest.New(corp)
 	defer s.Close()
