@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -392,5 +393,46 @@ func TestCallbackReplyTooLong(t *testing.T) {
 	}
 	if m := e.metricsText(); !strings.Contains(m, `wecampus_callbacks_total{channel="app",kind="click",result="error"} 1`) {
 		t.Errorf("metrics:\n%s", grepLines(m, "wecampus_callbacks_total"))
+	}
+}
+
+// stuckStore is a store whose transactions wait for release, deaf to their context (a COMMIT the
+// database never answers).
+type stuckStore struct {
+	app.Store
+	release chan struct{}
+}
+
+func (s *stuckStore) Tx(ctx context.Context, fn func(tx app.Store) error) error {
+	<-s.release
+	return s.Store.Tx(context.WithoutCancel(ctx), fn)
+}
+
+// TestCallbackBudget: a delivery that cannot be applied within 4 s is answered 503 before
+// WeCom's 5 s run out; WeCom's retries of the delivery then apply it once: one welcome message.
+func TestCallbackBudget(t *testing.T) {
+	e := newEnv(t)
+	b := e.createBinding("2021123456", "2021123456", "13800001234", app.StatusPending)
+	stuck := &stuckStore{Store: e.db, release: make(chan struct{})}
+	e.svc.Store = stuck
+	d := e.event(&app.Inbound{FromUser: "2021123456", MsgType: "event", Event: "subscribe", AgentID: "1000002"})
+	start := time.Now()
+	r := e.post(d)
+	took := time.Since(start)
+	if r.status != http.StatusServiceUnavailable || took < 3*time.Second || took > 4500*time.Millisecond {
+		t.Fatalf("status %d after %v, want 503 after about 4 s", r.status, took)
+	}
+	close(stuck.release) // the stuck work ends (its context is done: it rolls back); Tx passes through now
+	time.Sleep(100 * time.Millisecond)
+	for range 2 { // WeCom's retries
+		if r := e.post(d); r.status != http.StatusOK {
+			t.Fatalf("retry: status %d", r.status)
+		}
+	}
+	if st := e.binding(b.ID).Status; st != app.StatusActive {
+		t.Fatalf("binding %s after the retry", st)
+	}
+	if msgs := e.deliverOutbox(); len(msgs) != 1 {
+		t.Fatalf("%d welcome messages", len(msgs))
 	}
 }

@@ -165,8 +165,9 @@ func (f *fleet) duringOutage(log *outageLog, ms []*member, pending []string) []d
 			run("verify", func() int { return pin(f.newMember(), i).get("/verify?code=" + f.sim.IssueTfaCode(pending[i])).status })
 		}
 		for i, m := range ms {
+			tab := &member{e: m.e, c: m.c, last: m.last, header: m.header} // submits overlap: one tab each
 			run("bind", func() int {
-				return m.post("/bind/mobile", url.Values{"mobile": {fmt.Sprintf("137000000%02d", i+1)}}).status
+				return tab.post("/bind/mobile", url.Values{"mobile": {fmt.Sprintf("137000000%02d", i+1)}}).status
 			})
 		}
 		run("login", func() int { return pin(f.newMember(), tick%2).login("2022000099").status })

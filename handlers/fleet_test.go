@@ -331,9 +331,10 @@ func TestFleetKillMidBind(t *testing.T) {
 	fleetKinds(t, func(t *testing.T, mysql bool) {
 		f := newFleet(t, fleetSpec{replicas: 2, mysql: mysql, env: []envOption{withWeComTimeout(2 * time.Second)}})
 		m := f.person("2021123456", "张三", "student")
+		onA := &member{e: m.e, c: m.c, last: m.last}                // the same browser, on a second tab
 		f.sim.Inject("user/create", 1, wecomtest.Fault{Drop: true}) // applied; A hangs until it "dies"
 		dead := make(chan response, 1)
-		go func() { dead <- pin(m, 0).post("/bind/mobile", url.Values{"mobile": {"13800001234"}}) }()
+		go func() { dead <- pin(onA, 0).post("/bind/mobile", url.Values{"mobile": {"13800001234"}}) }()
 		waitFor(t, "the create to reach WeCom", func() bool { _, ok := f.sim.Member("2021123456"); return ok })
 
 		r := pin(m, 1).post("/bind/mobile", url.Values{"mobile": {"13800001234"}})
