@@ -1,9 +1,6 @@
 package handlers_test
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-sql-driver/mysql"
+	"github.com/wecampus/wecampus/store/storetest"
 )
 
 // withLocalBaseURL makes server.base_url the test server's own http:// origin, so that a cookie
@@ -40,35 +37,7 @@ func storeKinds(t *testing.T, fn func(t *testing.T, opts ...envOption)) {
 // and returns its DSN.
 func freshMySQL(tb testing.TB) string {
 	tb.Helper()
-	dsn := os.Getenv("TEST_MYSQL_DSN")
-	if dsn == "" {
-		tb.Skip("TEST_MYSQL_DSN is not set")
-	}
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		tb.Fatalf("TEST_MYSQL_DSN: %v", err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "wecampus_h_" + hex.EncodeToString(b)
-	cfg.DBName = "" // the server, not the DSN's database: that one need not exist
-	server := cfg.FormatDSN()
-	admin, err := sql.Open("mysql", server)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
-		tb.Fatalf("create database (TEST_MYSQL_DSN's user needs CREATE and DROP rights): %v", err)
-	}
-	tb.Cleanup(func() {
-		if db, err := sql.Open("mysql", server); err == nil {
-			_, _ = db.Exec("DROP DATABASE " + name)
-			_ = db.Close()
-		}
-	})
-	cfg.DBName = name
-	return cfg.FormatDSN()
+	return storetest.FreshMySQLDSN(tb)
 }
 
 // member is one phone's browser: a cookie jar, no automatic redirects, and the last page seen

@@ -2,22 +2,17 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
-	mysqldrv "github.com/go-sql-driver/mysql"
-
 	"github.com/wecampus/wecampus/app"
 	"github.com/wecampus/wecampus/store"
+	"github.com/wecampus/wecampus/store/storetest"
 )
 
 // t0 is where every test clock starts.
@@ -92,35 +87,7 @@ func mustOpen(tb testing.TB, cfg store.Config) (*store.DB, *clock) {
 // TEST_MYSQL_DSN, drops it when the test ends, and returns a DSN for it.
 func mustCreateMySQLDatabase(tb testing.TB) string {
 	tb.Helper()
-	dsn := os.Getenv("TEST_MYSQL_DSN")
-	if dsn == "" {
-		tb.Skip("TEST_MYSQL_DSN is not set")
-	}
-	cfg, err := mysqldrv.ParseDSN(dsn)
-	if err != nil {
-		tb.Fatalf("TEST_MYSQL_DSN: %v", err)
-	}
-	cfg.DBName = "" // the server, not the DSN's database: that one need not exist
-	server, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = server.Close() })
-
-	var b [6]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	name := "wecampus_test_" + hex.EncodeToString(b[:])
-	if _, err := server.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
-		tb.Fatalf("create database (TEST_MYSQL_DSN's user needs CREATE and DROP rights): %v", err)
-	}
-	// Registered before Open's cleanup, so it runs after the store is closed.
-	tb.Cleanup(func() {
-		if _, err := server.Exec("DROP DATABASE " + name); err != nil {
-			tb.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	cfg.DBName = name
-	return cfg.FormatDSN()
+	return storetest.FreshMySQLDSN(tb)
 }
 
 // forEachDB runs fn against SQLite and, when TEST_MYSQL_DSN is set, MariaDB/MySQL, each with a
